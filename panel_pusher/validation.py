@@ -1,0 +1,81 @@
+"""Pusher's limits on names and sizes, and validators that enforce them.
+
+The limits are those of Pusher Channels and of the ``pusher`` SDK 3.3.4:
+channel names of at most 200 characters from ``[A-Za-z0-9_\\-=@,.;]``, event
+names of at most 200 characters, event data of at most 10 KB, at most 100
+channels per trigger and 10 events per batch. Each validator returns the value
+it checked, or raises ``ValueError`` naming the value and the rule.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_CHANNEL_NAME_LENGTH = 200
+
+MAX_EVENT_NAME_LENGTH = 200
+
+MAX_DATA_BYTES = 10 * 1024
+
+MAX_CHANNELS_PER_TRIGGER = 100
+
+MAX_BATCH_EVENTS = 10
+
+CHANNEL_NAME_CHARACTERS = "A-Za-z0-9_\\-=@,.;"
+
+CHANNEL_NAME_PATTERN = re.compile(f"^[{CHANNEL_NAME_CHARACTERS}]+$")
+
+# The one channel family whose names contain '#': per-user channels for
+# signed-in sockets, fed by the SDK's ``send_to_user``.
+SERVER_TO_USER_PREFIX = "#server-to-user-"
+
+
+def validate_channel_name(name: object) -> str:
+    """Return ``name`` if it is a valid Pusher channel name, else raise ``ValueError``."""
+    if not isinstance(name, str):
+        raise ValueError(f"channel name must be a string, not {type(name).__name__}")
+
+    if not name:
+        raise ValueError("channel name must not be empty")
+
+    if len(name) > MAX_CHANNEL_NAME_LENGTH:
+        raise ValueError(
+            f"channel name {name[:40]!r}... is {len(name)} characters long; "
+            f"the maximum is {MAX_CHANNEL_NAME_LENGTH}"
+        )
+
+    body = name[len(SERVER_TO_USER_PREFIX):] if name.startswith(SERVER_TO_USER_PREFIX) else name
+    if not CHANNEL_NAME_PATTERN.match(body):
+        raise ValueError(
+            f"channel name {name!r} contains characters outside [{CHANNEL_NAME_CHARACTERS}]"
+        )
+
+    return name
+
+
+def validate_event_name(name: object) -> str:
+    """Return ``name`` if it is a valid Pusher event name, else raise ``ValueError``."""
+    if not isinstance(name, str):
+        raise ValueError(f"event name must be a string, not {type(name).__name__}")
+
+    if not name:
+        raise ValueError("event name must not be empty")
+
+    if len(name) > MAX_EVENT_NAME_LENGTH:
+        raise ValueError(
+            f"event name {name[:40]!r}... is {len(name)} characters long; "
+            f"the maximum is {MAX_EVENT_NAME_LENGTH}"
+        )
+
+    return name
+
+
+def validate_data_size(data: str) -> str:
+    """Return ``data`` if its UTF-8 encoding fits Pusher's 10 KB limit, else raise ``ValueError``."""
+    size = len(data.encode("utf-8"))
+    if size > MAX_DATA_BYTES:
+        raise ValueError(
+            f"event data is {size} bytes; Pusher accepts at most {MAX_DATA_BYTES} bytes"
+        )
+
+    return data
