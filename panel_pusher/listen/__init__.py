@@ -1,0 +1,1 @@
+"""The listening side: the shared pysher hub and the NotifyListen component."""
