@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from panel_pusher.defaults import DEFAULT_APP_ID, DEFAULT_HOST, DEFAULT_KEY, DEFAULT_PORT
 from panel_pusher.defaults import DEFAULT_SECRET
+from panel_pusher.notify_cli import add_notify_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (default: %(default)s)")
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: %(default)s)")
     status.set_defaults(func=status_command)
+
+    add_notify_parser(commands)
 
     return parser
 
