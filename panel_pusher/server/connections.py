@@ -206,9 +206,30 @@ class PusherConnection(WebSocketHandler):
         self.send_frame(protocol.websocket_text_frame(text.encode("utf-8")))
 
     def send_frame(self, frame: bytes) -> None:
-        """Write ready frame bytes to this socket's stream."""
+        """Write ready frame bytes to this socket.
+
+        When nothing is queued on the stream, the bytes go straight to the
+        socket: ``IOStream.write`` would create and resolve a Future per call,
+        which costs more than the send itself during fan-out. Anything the
+        kernel does not take, and every frame while a backlog exists, goes
+        through the stream, so frames keep their order.
+        """
+        stream = self._stream
+        if not stream.writing() and not stream.closed():
+            try:
+                sent = stream.socket.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                # Reset or broken pipe: the stream's own write reports and closes it.
+                sent = 0
+
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+
         try:
-            self._stream.write(frame)
+            stream.write(frame)
         except StreamClosedError:
             pass
         except StreamBufferFullError:
