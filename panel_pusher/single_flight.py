@@ -74,6 +74,7 @@ class SingleFlight:
             else:
                 self._entries[key] = (future, time.monotonic())
                 self._entries.move_to_end(key)
+                self._expire(time.monotonic())
 
     def _expire(self, now: float) -> None:
         finished = [
