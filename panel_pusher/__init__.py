@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 # Listening and notifying names load on first use, so that `import
 # panel_pusher` (the server and its CLI) does not import Panel.
 _LAZY_EXPORTS = {
+    "EmbeddedServer": "panel_pusher.server",
     "ListenerHub": "panel_pusher.listen.hub",
     "Notification": "panel_pusher.notification",
     "NotifyError": "panel_pusher.notify",
@@ -22,6 +23,7 @@ _LAZY_EXPORTS = {
     "set_authorize": "panel_pusher.auth",
     "set_settings": "panel_pusher.settings",
     "single_flight": "panel_pusher.single_flight",
+    "start_server": "panel_pusher.server",
 }
 
 
@@ -38,6 +40,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__: list[str] = [
+    "EmbeddedServer",
     "ListenerHub",
     "Notification",
     "NotifyError",
@@ -53,4 +56,5 @@ __all__: list[str] = [
     "set_authorize",
     "set_settings",
     "single_flight",
+    "start_server",
 ]
