@@ -295,6 +295,9 @@ class EmbeddedServer:
             except RuntimeError:
                 return  # The loop has already closed.
 
+        if thread is threading.current_thread():
+            return  # Called from a callback on the server's own loop, which stops after it returns.
+
         thread.join(timeout)
         if thread.is_alive():
             logger.warning("panel_pusher server on port %d did not stop within %s s", self.port, timeout)

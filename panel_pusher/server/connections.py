@@ -44,8 +44,8 @@ class PusherConnection(WebSocketHandler):
         # Names of subscribed channels, kept by the registry.
         self.channels: set[str] = set()
 
-        # User id after a successful pusher:signin.
-        self.user_id: str | None = None
+        # The user after a successful pusher:signin.
+        self.user: protocol.Member | None = None
 
         # time.monotonic() of the last frame received, and of the server's unanswered ping.
         self.last_seen = 0.0
@@ -116,7 +116,7 @@ class PusherConnection(WebSocketHandler):
         if not self.socket_id:
             return
 
-        self.registry.remove_connection(self, self.user_id)
+        self.registry.remove_connection(self, self.user.user_id if self.user else None)
         logger.debug(
             "socket %s closed (code %s)", self.socket_id, self.close_code
         )
@@ -146,20 +146,20 @@ class PusherConnection(WebSocketHandler):
         name = protocol.subscription_channel(data)
         config = self.server.config
         member = protocol.authorize_subscription(
-            config.key, config.secret, self.socket_id, name, data, self.user_id
+            config.key, config.secret, self.socket_id, name, data, self.user
         )
         self.registry.subscribe(self, name, member)
 
     def sign_in(self, data: dict[str, Any]) -> None:
         """Check ``pusher:signin`` and record the user on this socket."""
         config = self.server.config
-        user_id, user_data = protocol.check_signin(config.key, config.secret, self.socket_id, data)
+        user, user_data = protocol.check_signin(config.key, config.secret, self.socket_id, data)
 
-        if self.user_id is not None and self.user_id != user_id:
-            self.registry.sign_out(self, self.user_id)
+        if self.user is not None and self.user.user_id != user.user_id:
+            self.registry.sign_out(self, self.user.user_id)
 
-        self.user_id = user_id
-        self.registry.sign_in(self, user_id)
+        self.user = user
+        self.registry.sign_in(self, user.user_id)
         self.send(protocol.signin_success(user_data))
 
     def client_event(self, event: str, channel: str | None, data: Any) -> None:

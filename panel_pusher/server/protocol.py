@@ -179,18 +179,21 @@ def authorize_subscription(
     socket_id: str,
     channel: str,
     data: dict[str, Any],
-    signed_in_user: str | None,
+    signed_in: Member | None,
 ) -> Member | None:
     """Check a ``pusher:subscribe`` request and return the presence member, if any.
 
-    Raise ``SubscriptionError`` when the signature, the channel_data or the
-    signed-in user does not allow the subscription.
+    ``signed_in`` is the user this socket signed in as. pusher-js 8 may
+    subscribe a signed-in socket to a presence channel without channel_data;
+    the member is then the signed-in user. Raise ``SubscriptionError`` when
+    the signature, the channel_data or the signed-in user does not allow the
+    subscription.
     """
     kind = channel_type(channel)
 
     if kind.user:
         user_id = channel[len(SERVER_TO_USER_PREFIX):]
-        if signed_in_user is None or signed_in_user != user_id:
+        if signed_in is None or signed_in.user_id != user_id:
             raise SubscriptionError(channel, "only the socket signed in as that user may subscribe")
         return None
 
@@ -198,8 +201,14 @@ def authorize_subscription(
         return None
 
     channel_data = data.get("channel_data") if kind.presence else None
+    if kind.presence and channel_data is None and signed_in is not None:
+        _check_auth(key, secret, channel, data.get("auth"), socket_id, None)
+        return signed_in
+
     if kind.presence and not isinstance(channel_data, str):
-        raise SubscriptionError(channel, "presence subscriptions need channel_data as a string")
+        raise SubscriptionError(
+            channel, "presence subscriptions need channel_data as a string, or a signed-in socket"
+        )
 
     _check_auth(key, secret, channel, data.get("auth"), socket_id, channel_data)
 
@@ -255,8 +264,8 @@ def parse_channel_data(channel: str, channel_data: str) -> Member:
     return Member(user_id, parsed.get("user_info"))
 
 
-def check_signin(key: str, secret: str, socket_id: str, data: dict[str, Any]) -> tuple[str, str]:
-    """Check a ``pusher:signin`` request and return ``(user_id, user_data)``.
+def check_signin(key: str, secret: str, socket_id: str, data: dict[str, Any]) -> tuple[Member, str]:
+    """Check a ``pusher:signin`` request and return the user and the exact user_data string.
 
     Raise ``Unauthorized`` when the signature or the user data is invalid.
     """
@@ -279,7 +288,7 @@ def check_signin(key: str, secret: str, socket_id: str, data: dict[str, Any]) ->
     if not isinstance(user_id, str) or not user_id:
         raise Unauthorized("user_data needs a non-empty string id")
 
-    return user_id, user_data
+    return Member(user_id, parsed.get("user_info")), user_data
 
 
 def check_client_event(event: str, channel: str | None, subscribed: bool, enabled: bool) -> str:

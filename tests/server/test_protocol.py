@@ -154,18 +154,33 @@ def test_presence_bad_channel_data_rejected(channel_data):
 
 
 def test_user_channel_only_for_signed_in_user():
-    assert protocol.authorize_subscription(KEY, SECRET, SOCKET_ID, "#server-to-user-u1", {}, "u1") is None
+    u1 = protocol.Member("u1")
+    assert protocol.authorize_subscription(KEY, SECRET, SOCKET_ID, "#server-to-user-u1", {}, u1) is None
     with pytest.raises(SubscriptionError):
         protocol.authorize_subscription(KEY, SECRET, SOCKET_ID, "#server-to-user-u1", {}, None)
     with pytest.raises(SubscriptionError):
-        protocol.authorize_subscription(KEY, SECRET, SOCKET_ID, "#server-to-user-u1", {}, "u2")
+        protocol.authorize_subscription(KEY, SECRET, SOCKET_ID, "#server-to-user-u1", {}, protocol.Member("u2"))
+
+
+def test_presence_as_signed_in_user():
+    user = protocol.Member("u1", {"name": "Ann"})
+    auth = signatures.channel_auth(KEY, SECRET, SOCKET_ID, "presence-x")
+    member = protocol.authorize_subscription(KEY, SECRET, SOCKET_ID, "presence-x", {"auth": auth}, user)
+    assert member == user
+
+
+def test_presence_as_signed_in_user_needs_signature():
+    user = protocol.Member("u1")
+    auth = signatures.channel_auth(KEY, SECRET, "1.1", "presence-x")
+    with pytest.raises(SubscriptionError, match="invalid signature"):
+        protocol.authorize_subscription(KEY, SECRET, SOCKET_ID, "presence-x", {"auth": auth}, user)
 
 
 def test_signin_vector_accepted():
     user_data = '{"id":"12345"}'
     auth = f"{KEY}:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
     assert protocol.check_signin(KEY, SECRET, SOCKET_ID, {"auth": auth, "user_data": user_data}) == (
-        "12345",
+        protocol.Member("12345"),
         user_data,
     )
 

@@ -332,6 +332,22 @@ def test_signin_and_server_to_user(server, connect):
     assert client.receive() == {"event": "hello", "channel": "#server-to-user-u1", "data": '{"n": 1}'}
 
 
+def test_presence_as_signed_in_user(server, connect):
+    client = connect()
+    other = connect()
+    other.subscribe("presence-room", channel_data=presence_data("bob"))
+    user_data = json.dumps({"id": "ann", "user_info": {"name": "Ann"}})
+    auth = signatures.user_auth(server.key, server.secret, client.socket_id, user_data)
+    client.send("pusher:signin", {"auth": auth, "user_data": user_data})
+    client.receive()
+
+    reply = client.subscribe("presence-room")
+
+    assert json.loads(reply["data"])["presence"]["hash"] == {"bob": None, "ann": {"name": "Ann"}}
+    added = other.receive()
+    assert json.loads(added["data"]) == {"user_id": "ann", "user_info": {"name": "Ann"}}
+
+
 def test_signin_bad_signature_closes_4009(server, connect):
     client = connect()
     user_data = json.dumps({"id": "u1"})
