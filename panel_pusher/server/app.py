@@ -153,8 +153,11 @@ class PusherServer:
 
         self.registry.purge_cache()
 
-    async def close_connections(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
+    async def close_connections(self, grace: float | None = None) -> None:
         """Tell every client to reconnect later, and wait up to ``grace`` seconds for them to go."""
+        if grace is None:
+            grace = CLOSE_GRACE_SECONDS
+
         if self._liveness is not None:
             self._liveness.stop()
 
@@ -169,7 +172,10 @@ class PusherServer:
             await asyncio.sleep(0.02)
 
         for connection in list(self.registry.connections.values()):
-            connection.on_connection_close()  # type: ignore[attr-defined]
+            connection.abort()  # type: ignore[attr-defined]
+
+        # Let the close callbacks of aborted streams run before the loop ends.
+        await asyncio.sleep(0)
 
     def status(self) -> dict[str, Any]:
         """Return the counters that ``GET /status`` reports."""

@@ -240,6 +240,10 @@ class PusherConnection(WebSocketHandler):
             )
             self._stream.close()
 
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without the closing handshake."""
+        self._stream.close()
+
     def report(self, error: PusherProtocolError) -> None:
         """Log ``error``, send it as ``pusher:error``, and close the socket if its code says so."""
         channel = getattr(error, "channel", None)

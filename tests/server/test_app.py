@@ -176,3 +176,30 @@ def test_cli_server_runs_and_stops_on_sigterm():
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_stop_drops_clients_that_ignore_close(monkeypatch):
+    from panel_pusher.server import app
+
+    monkeypatch.setattr(app, "CLOSE_GRACE_SECONDS", 0.2)
+    server = start_server("127.0.0.1", 0)
+    sock = __import__("socket").create_connection(("127.0.0.1", server.port))
+    try:
+        sock.sendall(
+            b"GET /app/" + server.key.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.settimeout(5)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+
+        # This client never answers the close frame, so stop() must drop it.
+        server.stop(timeout=5)
+        assert not server.running
+
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+        assert b'"code":4100' in received
+    finally:
+        sock.close()
