@@ -345,8 +345,14 @@ class NotifyListen(Viewer):
         if primary is None:
             return
 
-        if not primary.target.schedule(partial(self._set_status, status)):
-            self._set_status(status)
+        # The update reads the newest status when it runs, because Bokeh
+        # may run next-tick callbacks queued before the session started in
+        # any order.
+        if not primary.target.schedule(self._show_hub_status):
+            self._show_hub_status()
+
+    def _show_hub_status(self) -> None:
+        self._set_status(self._hub_status)
 
     def hub_notification(self, notification: Notification) -> None:
         primary = self._primary()
