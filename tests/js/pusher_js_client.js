@@ -182,8 +182,14 @@ function runCommand(command) {
     }
     case 'signin':
       pusher.signin();
+      // The promise also resolves when the sign-in ends without success;
+      // user_data is set only after a valid pusher:signin_success.
       pusher.user.signinDonePromise.then(() => {
-        emit({ type: 'signed_in', user_data: pusher.user.user_data });
+        if (pusher.user.user_data !== null) {
+          emit({ type: 'signed_in', user_data: pusher.user.user_data });
+        } else {
+          emit({ type: 'signin_ended', user_data: null });
+        }
       });
       break;
     case 'auth':

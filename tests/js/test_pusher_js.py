@@ -311,6 +311,27 @@ def test_presence_without_user_data_rejected(server, sdk, pusher_js):
     assert sdk.users_info("presence-nobody")["users"] == []
 
 
+def test_presence_member_from_signin(server, pusher_js):
+    sign = make_sdk(server.port)
+
+    def authorize(request):
+        if request["kind"] == "user":
+            return sign.authenticate_user(request["socket_id"], {"id": "gina", "user_info": {"name": "Gina"}})
+        # No channel_data: pusher-js 8 then takes the member from the signed-in user.
+        return {"auth": sign.authenticate(request["channel"], request["socket_id"])["auth"]}
+
+    client = pusher_js(server.port, authorizer=authorize)
+    client.connect()
+    client.send({"op": "signin"})
+    client.wait_type("signed_in")
+
+    subscribed = client.subscribe("presence-signed")
+
+    assert subscribed["members"]["count"] == 1
+    assert subscribed["members"]["ids"] == ["gina"]
+    assert subscribed["members"]["me"] == {"id": "gina", "info": {"name": "Gina"}}
+
+
 def test_ping_pong_keeps_connection(pusher_js):
     quick = start_test_server(activity_timeout=1)
     try:
@@ -346,6 +367,27 @@ def test_signin_and_send_to_user(server, sdk, pusher_js):
     assert event["data"] == {"text": "only for frank"}
     request = client.find("auth_request", kind="user")[0]
     assert request["socket_id"] == socket_id
+
+
+def test_terminate_user_connections_disconnects(server, sdk, pusher_js):
+    target = pusher_js(server.port, name="target", user_id="henry")
+    bystander = pusher_js(server.port, name="bystander", user_id="ivy")
+    target.connect()
+    bystander.connect()
+    target.send({"op": "signin"})
+    bystander.send({"op": "signin"})
+    target.wait_type("signed_in")
+    bystander.wait_type("signed_in")
+    bystander.subscribe("news")
+
+    sdk.terminate_user_connections("henry")
+    error = target.wait_type("connection_error")
+    target.wait_type("state", current="disconnected")
+    sdk.trigger("news", "barrier", {})
+    bystander.wait_type("event", event="barrier")
+
+    assert error["data"]["code"] == 4009, error
+    assert bystander.find("state", current="disconnected") == []
 
 
 def test_signin_tampered_signature_closes(server, pusher_js):
