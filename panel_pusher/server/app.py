@@ -149,7 +149,7 @@ class PusherServer:
     def _check_liveness(self) -> None:
         now = time.monotonic()
         for connection in list(self.registry.connections.values()):
-            connection.check_activity(now)  # type: ignore[attr-defined]
+            connection.check_activity(now)
 
         self.registry.purge_cache()
 
@@ -165,14 +165,14 @@ class PusherServer:
         connections = list(self.registry.connections.values())
         for connection in connections:
             connection.send(protocol.encode(goodbye.error_frame()))
-            connection.close(goodbye.code, goodbye.message)  # type: ignore[attr-defined]
+            connection.close(goodbye.code, goodbye.message)
 
         deadline = time.monotonic() + grace
         while self.registry.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
         for connection in list(self.registry.connections.values()):
-            connection.abort()  # type: ignore[attr-defined]
+            connection.abort()
 
         # Let the close callbacks of aborted streams run before the loop ends.
         await asyncio.sleep(0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from panel_pusher.server import protocol
-from panel_pusher.server.errors import SubscriptionError
+from panel_pusher.server.errors import PusherProtocolError, SubscriptionError
 from panel_pusher.server.protocol import ChannelType, Member
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ DEFAULT_CACHE_TTL = 3600.0
 
 
 class Subscriber(Protocol):
-    """What the registry needs from a websocket connection."""
+    """What the registry, the HTTP API and the server need from a websocket connection."""
 
     socket_id: str
 
@@ -37,6 +37,18 @@ class Subscriber(Protocol):
 
     def send_frame(self, frame: bytes) -> None:
         """Write ready websocket frame bytes, shared with other subscribers."""
+
+    def report(self, error: PusherProtocolError) -> None:
+        """Send ``error`` as ``pusher:error``, closing the socket if its code says so."""
+
+    def check_activity(self, now: float) -> None:
+        """Ping the socket if it has been silent too long, or close it if it ignored a ping."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Start the websocket closing handshake."""
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once."""
 
 
 class WebhookSink(Protocol):

@@ -64,7 +64,7 @@ class PusherConnection(WebSocketHandler):
         # permessage-deflate would compress each frame once per subscriber.
         return None
 
-    def open(self, key: str) -> None:  # type: ignore[override]
+    def open(self, key: str) -> None:
         self.last_seen = time.monotonic()
         self._stream = self.ws_connection.stream  # type: ignore[union-attr]
         self._stream.max_write_buffer_size = MAX_WRITE_BUFFER_BYTES

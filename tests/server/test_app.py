@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 import requests
@@ -19,7 +18,7 @@ from panel_pusher import cli
 from panel_pusher.defaults import DEFAULT_APP_ID, DEFAULT_KEY, DEFAULT_SECRET
 from panel_pusher.server import ServerConfig, start_server
 
-from .helpers import WSClient, sdk, wait_for
+from .helpers import WSClient, sdk
 
 
 def test_start_server_defaults(server):

@@ -110,7 +110,7 @@ def test_presence_vector_accepted():
         None,
         "",
         f"{KEY}:" + "0" * 64,
-        f"otherkey:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4",
+        "otherkey:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4",
         "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4",
         5,
     ],
