@@ -84,7 +84,11 @@ def status_command(args: argparse.Namespace) -> int:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:
             status = json.load(response)
     except (OSError, ValueError) as error:
-        print(f"panel-pusher status: no panel_pusher server answered at {url}: {error}", file=sys.stderr)
+        print(
+            f"panel-pusher status: no response from a panel_pusher server at {url}: {error}. "
+            "Start one with 'panel-pusher server', or pass its --host and --port.",
+            file=sys.stderr,
+        )
         return 1
 
     print(json.dumps(status, indent=2, sort_keys=True))

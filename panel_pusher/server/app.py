@@ -1,8 +1,8 @@
 """The server's Tornado application, and the ways to run it.
 
 ``start_server`` runs it on its own IOLoop in a daemon thread and returns an
-``EmbeddedServer`` handle; ``run_server`` runs it in the calling thread until
-SIGINT or SIGTERM (the ``panel-pusher server`` command).
+``EmbeddedServer`` handle. ``run_server`` runs it in the calling thread until
+SIGINT or SIGTERM, for the ``panel-pusher server`` command.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ MAX_FRAME_BYTES = 32 * 1024
 # Largest HTTP request body: a full batch of 10 events of 10 KB, with room to spare.
 MAX_BODY_BYTES = 1024 * 1024
 
-# How long stop() waits for clients to answer the close before dropping them.
+# Seconds that stop() waits for clients to complete the closing handshake before dropping them.
 CLOSE_GRACE_SECONDS = 1.0
 
 

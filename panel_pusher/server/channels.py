@@ -25,7 +25,7 @@ DEFAULT_CACHE_TTL = 3600.0
 
 
 class Subscriber(Protocol):
-    """What the registry, the HTTP API and the server need from a websocket connection."""
+    """Interface of a websocket connection, as the registry, the HTTP API and the server use it."""
 
     socket_id: str
 
@@ -39,7 +39,7 @@ class Subscriber(Protocol):
         """Write ready websocket frame bytes, shared with other subscribers."""
 
     def report(self, error: PusherProtocolError) -> None:
-        """Send ``error`` as ``pusher:error``, closing the socket if its code says so."""
+        """Send ``error`` as ``pusher:error``, and close the socket when the error requires it."""
 
     def check_activity(self, now: float) -> None:
         """Ping the socket if it has been silent too long, or close it if it ignored a ping."""
@@ -52,7 +52,7 @@ class Subscriber(Protocol):
 
 
 class WebhookSink(Protocol):
-    """Where the registry reports channel events for webhooks."""
+    """Receiver of the registry's webhook events."""
 
     def send(self, event: dict[str, Any]) -> None:
         """Queue one webhook event."""
@@ -214,7 +214,7 @@ class ChannelRegistry:
                 connection.send(cached)
 
     def unsubscribe(self, connection: Subscriber, name: str) -> None:
-        """Remove ``connection`` from channel ``name``; a no-op if it is not subscribed."""
+        """Remove ``connection`` from channel ``name``, if it is subscribed."""
         connection.channels.discard(name)
         channel = self.channels.get(name)
         if channel is None or connection not in channel.subscribers:
@@ -273,7 +273,7 @@ class ChannelRegistry:
     def relay_client_event(
         self, sender: Subscriber, name: str, event: str, data: Any, user_id: str | None
     ) -> int:
-        """Relay a client event to the channel's other subscribers; return how many got it."""
+        """Relay a client event to the channel's other subscribers and return how many received it."""
         channel = self.channels.get(name)
         if channel is None:
             return 0

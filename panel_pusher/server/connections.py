@@ -245,7 +245,7 @@ class PusherConnection(WebSocketHandler):
         self._stream.close()
 
     def report(self, error: PusherProtocolError) -> None:
-        """Log ``error``, send it as ``pusher:error``, and close the socket if its code says so."""
+        """Log ``error``, send it as ``pusher:error``, and close the socket when the error requires it."""
         channel = getattr(error, "channel", None)
         self._log_error(error, channel)
 

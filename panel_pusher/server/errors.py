@@ -37,7 +37,7 @@ class PusherProtocolError(Exception):
         self.message = message
 
     def error_frame(self) -> dict[str, Any]:
-        """Build the ``pusher:error`` frame; its data is an object, as pysher requires."""
+        """Build the ``pusher:error`` frame, whose data must be an object for pysher."""
         return {"event": "pusher:error", "data": {"code": self.code, "message": self.message}}
 
 
@@ -49,7 +49,7 @@ class AppNotFound(PusherProtocolError):
 
 
 class UnsupportedProtocol(PusherProtocolError):
-    """The client asked for a protocol version outside 5-7."""
+    """The client requested a protocol version outside 5-7."""
 
     code = codes.PUSHER_4007_UNSUPPORTED_PROTOCOL
     closes = True
@@ -63,7 +63,7 @@ class Unauthorized(PusherProtocolError):
 
 
 class ServerShuttingDown(PusherProtocolError):
-    """The server stops; clients should back off and reconnect."""
+    """The server is stopping, so clients should back off and reconnect."""
 
     code = codes.PUSHER_4100_OVER_CAPACITY
     closes = True
@@ -83,11 +83,11 @@ class ClientEventRejected(PusherProtocolError):
 
 
 class InvalidMessage(PusherProtocolError):
-    """A frame that breaks a protocol rule; the socket stays open."""
+    """A frame that breaks a protocol rule. The socket stays open."""
 
 
 class SubscriptionError(InvalidMessage):
-    """A subscription that failed its checks; the socket stays open."""
+    """A subscription that failed its checks. The socket stays open."""
 
     def __init__(self, channel: str, message: str, status: int = 401) -> None:
         super().__init__(message)

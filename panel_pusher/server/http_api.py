@@ -1,10 +1,11 @@
 """The Pusher HTTP API, one handler per endpoint, plus health and status.
 
-Every API handler checks the request signature in ``prepare()``: the key,
-``auth_version`` 1.0, a timestamp within 600 s, ``body_md5`` whenever it is
-present (the ``pusher`` SDK 3.3.4 signs it on GET requests too) or the body
-is non-empty, and the HMAC compared in constant time. Errors go out as JSON
-``{"error": "..."}``; the log gets the path but never the query string,
+Every API handler checks the request signature in ``prepare()``. It checks
+the key, ``auth_version`` 1.0 and a timestamp within 600 s. It checks
+``body_md5`` whenever the body is non-empty or the parameter is present,
+because the ``pusher`` SDK 3.3.4 signs it on GET requests too. Then it
+compares the HMAC in constant time. Errors go out as JSON
+``{"error": "..."}``. The log gets the path but never the query string,
 which carries the signature.
 """
 
@@ -46,7 +47,7 @@ class APIError(HTTPError):
 
 
 def log_request(handler: RequestHandler) -> None:
-    """Log one finished request with its path only: the query holds the signature."""
+    """Log one finished request with its path only, because the query contains the signature."""
     status = handler.get_status()
     if status < 400:
         level = logging.DEBUG
@@ -382,7 +383,7 @@ def _channel_from_path(channel: str) -> str:
 
 
 class HealthHandler(JSONHandler):
-    """``GET /health``: tells a client this is a panel_pusher server, and for which app.
+    """``GET /health``: identifies the server as panel_pusher and names its app id and key.
 
     The secret is never part of the reply.
     """

@@ -52,7 +52,7 @@ _JSON = json.JSONEncoder(separators=(",", ":"))
 
 @dataclass(frozen=True)
 class ChannelType:
-    """What a channel's name prefix means for authorization and delivery."""
+    """Authorization and delivery rules selected by a channel name's prefix."""
 
     prefix: str
 
@@ -326,7 +326,7 @@ class RateLimiter:
         self._updated = 0.0
 
     def allow(self, now: float) -> bool:
-        """Take one token at time ``now`` (seconds); return False when none is left."""
+        """Take one token at time ``now`` (seconds), or return False when none is left."""
         elapsed = now - self._updated
         self._updated = now
         self._tokens = min(self._rate, self._tokens + elapsed * self._rate)
@@ -344,7 +344,7 @@ def encode(frame: dict[str, Any]) -> str:
 
 
 def channel_event(event: str, channel: str, data: Any, user_id: str | None = None) -> str:
-    """Encode an event for a channel's subscribers; ``data`` goes out as it came in."""
+    """Encode an event for a channel's subscribers, with ``data`` unchanged."""
     frame: dict[str, Any] = {"event": event, "channel": channel, "data": data}
     if user_id is not None:
         frame["user_id"] = user_id
@@ -353,7 +353,7 @@ def channel_event(event: str, channel: str, data: Any, user_id: str | None = Non
 
 
 def connection_established(socket_id: str, activity_timeout: int) -> str:
-    """Encode the handshake frame; its data is a JSON string, which pysher requires."""
+    """Encode the handshake frame, whose data must be a JSON string for pysher."""
     data = _JSON.encode({"socket_id": socket_id, "activity_timeout": activity_timeout})
     return _JSON.encode({"event": "pusher:connection_established", "data": data})
 

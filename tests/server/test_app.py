@@ -147,7 +147,7 @@ def test_cli_status_without_server(capsys):
     port = free.port
     free.stop()
     assert cli.main(["status", "--port", str(port), "--timeout", "2"]) == 1
-    assert "no panel_pusher server answered" in capsys.readouterr().err
+    assert "no response from a panel_pusher server" in capsys.readouterr().err
 
 
 def test_cli_server_refuses_public_host_with_default_secret(capsys):
