@@ -4,25 +4,19 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# Listening and notifying names load on first use, so that `import
-# panel_pusher` (the server and its CLI) does not import Panel.
+from panel_pusher.channels import channel_name
+from panel_pusher.listen.hub import ListenerHub, get_hub
+from panel_pusher.notification import Notification
+from panel_pusher.notify import NotifyError, anotify, notify, notify_entity
+from panel_pusher.settings import PusherSettings, get_settings, set_settings
+from panel_pusher.single_flight import SingleFlight, asingle_flight, single_flight
+
+# These names load on first use, so that `import panel_pusher` (the server
+# and its command line) imports neither Panel nor the server for nothing.
 _LAZY_EXPORTS = {
     "EmbeddedServer": "panel_pusher.server",
-    "ListenerHub": "panel_pusher.listen.hub",
-    "Notification": "panel_pusher.notification",
-    "NotifyError": "panel_pusher.notify",
     "NotifyListen": "panel_pusher.listen.widget",
-    "PusherSettings": "panel_pusher.settings",
-    "anotify": "panel_pusher.notify",
-    "asingle_flight": "panel_pusher.single_flight",
-    "channel_name": "panel_pusher.channels",
-    "get_hub": "panel_pusher.listen.hub",
-    "get_settings": "panel_pusher.settings",
-    "notify": "panel_pusher.notify",
-    "notify_entity": "panel_pusher.notify",
     "set_authorize": "panel_pusher.auth",
-    "set_settings": "panel_pusher.settings",
-    "single_flight": "panel_pusher.single_flight",
     "start_server": "panel_pusher.server",
 }
 
@@ -46,6 +40,7 @@ __all__: list[str] = [
     "NotifyError",
     "NotifyListen",
     "PusherSettings",
+    "SingleFlight",
     "anotify",
     "asingle_flight",
     "channel_name",

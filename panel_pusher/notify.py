@@ -28,11 +28,8 @@ import pusher
 from pusher.errors import PusherBadAuth, PusherBadRequest, PusherBadStatus, PusherError, PusherForbidden
 from pusher.http import process_response
 
-from panel.io.state import state
-
 from .channels import channel_name, entity_of, object_id_of
 from .endpoint import Endpoint, resolve_endpoint
-from .listen.session import current_document, session_token
 from .notification import Notification
 from .settings import PusherSettings, get_settings
 from .validation import MAX_DATA_BYTES, validate_event_name
@@ -177,8 +174,14 @@ def build_notification(
     if object_id is None:
         object_id = object_id_of(obj, id_param)
 
+    # Panel is imported here, not at module level, so that importing the
+    # package stays light for the server and the command line.
+    from .listen.session import current_document, session_token
+
     doc = current_document()
     if user is None and doc is not None:
+        from panel.io.state import state
+
         user = state.user
 
     origin = session_token(doc) if exclude_session else None

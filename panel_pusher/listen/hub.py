@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pysher
+import websocket
 
 from ..endpoint import Endpoint, embedded_endpoint, resolve_endpoint
 from ..notification import Notification
@@ -379,13 +381,22 @@ class ListenerHub:
         attempt.client.connection.send_event("pusher:ping", {})
 
     def _close_socket(self, attempt: _Attempt) -> None:
-        socket = attempt.client.connection.socket
-        if socket is None:
+        app = attempt.client.connection.socket
+        if app is None:
             return
 
+        # WebSocketApp.close() leaves websocket-client's reader waiting in
+        # select() for up to pysher's ping_timeout (100 s); shutting the TCP
+        # socket down wakes it at once.
+        app.keep_running = False
+        connection = getattr(app, "sock", None)
+        raw = getattr(connection, "sock", None)
         try:
-            socket.close()
-        except Exception:
+            if connection is not None and connection.connected:
+                connection.send_close()
+            if raw is not None:
+                raw.shutdown(socket.SHUT_RDWR)
+        except (OSError, websocket.WebSocketException):
             logger.debug("Closing the listener socket failed", exc_info=True)
 
     def _connection_lost(self, attempt: _Attempt | None) -> None:
