@@ -320,6 +320,14 @@ class ChannelRegistry:
 
         return text
 
+    def cache_ttl_left(self, name: str) -> int:
+        """Return the whole seconds left before the cached event of channel ``name`` expires."""
+        entry = self.cache.get(name)
+        if entry is None:
+            return 0
+
+        return max(0, int(entry[1] - self._clock()))
+
     def purge_cache(self) -> None:
         """Drop expired cache entries."""
         now = self._clock()

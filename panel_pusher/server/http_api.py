@@ -47,21 +47,15 @@ class APIError(HTTPError):
 
 
 def log_request(handler: RequestHandler) -> None:
-    """Log one finished request with its path only, because the query contains the signature."""
-    status = handler.get_status()
-    if status < 400:
-        level = logging.DEBUG
-    elif status < 500:
-        level = logging.WARNING
-    else:
-        level = logging.ERROR
+    """Log one finished request at DEBUG with its path only, because the query contains the signature.
 
-    if access_logger.isEnabledFor(level):
+    Failed requests are also logged at WARNING or ERROR by ``log_exception``.
+    """
+    if access_logger.isEnabledFor(logging.DEBUG):
         request = handler.request
-        access_logger.log(
-            level,
+        access_logger.debug(
             "%d %s %s (%s) %.2fms",
-            status,
+            handler.get_status(),
             request.method,
             request.path,
             request.remote_ip,
@@ -343,7 +337,7 @@ class ChannelHandler(SignedHandler):
         if "cache" in attributes and kind.cache:
             cached = self.registry.cached_event(name)
             if cached is not None:
-                result["cache"] = {"data": json.loads(cached)["data"], "ttl": self.server.config.cache_ttl}
+                result["cache"] = {"data": json.loads(cached)["data"], "ttl": self.registry.cache_ttl_left(name)}
 
         self.finish(result)
 

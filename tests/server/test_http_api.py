@@ -318,7 +318,9 @@ def test_users_of_non_presence_channel_400(server):
 def test_channel_info_cache(server):
     sdk(server).trigger("cache-x", "ev", "cached")
     response = get(server, f"/apps/{server.app_id}/channels/cache-x", params={"info": "cache"})
-    assert response.json()["cache"]["data"] == "cached"
+    cache = response.json()["cache"]
+    assert cache["data"] == "cached"
+    assert 0 < cache["ttl"] <= 3600
 
 
 def test_terminate_with_app_prefix(server, connect):
