@@ -7,11 +7,12 @@ import logging
 import time
 
 import pytest
+import requests
 import websocket
 
 from panel_pusher import signatures
 
-from .helpers import WSClient, presence_data, sdk
+from .helpers import WSClient, presence_data, sdk, wait_for
 
 
 def test_handshake_data(server, connect):
@@ -535,3 +536,60 @@ def test_websocket_ping_frame_answered(connect):
     opcode, payload = client.ws.recv_data(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_PONG
     assert payload == b"hi"
+
+
+def test_fan_out_reaches_every_subscriber_in_order(server):
+    clients = [WSClient.connect(server) for _ in range(200)]
+    try:
+        for client in clients:
+            client.send("pusher:subscribe", {"channel": "crowd"})
+        for client in clients:
+            assert client.receive()["event"] == "pusher_internal:subscription_succeeded"
+
+        api = sdk(server)
+        for index in range(5):
+            api.trigger("crowd", "ev", str(index))
+
+        for client in clients:
+            assert [client.receive()["data"] for _ in range(5)] == ["0", "1", "2", "3", "4"]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_client_that_stops_reading_is_dropped(server, monkeypatch, caplog):
+    import socket
+    import threading
+
+    from panel_pusher.server import connections
+
+    monkeypatch.setattr(connections, "MAX_WRITE_BUFFER_BYTES", 1024 * 1024)
+    slow = WSClient.connect(server)
+    slow.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.subscribe("news")
+    good = WSClient.connect(server)
+    good.subscribe("news")
+
+    received = []
+
+    def read_all() -> None:
+        while len(received) < 800:
+            received.append(good.receive()["event"])
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    api = sdk(server)
+    batch = [{"channel": "news", "name": "big", "data": "x" * 10_000}] * 10
+    with caplog.at_level(logging.WARNING, logger="panel_pusher.server"):
+        # 8 MB in all: more than the kernel's socket buffers (4 MB here) plus the cap.
+        for _ in range(80):
+            api.trigger_batch(batch)
+        reader.join(30)
+
+    try:
+        assert len(received) == 800
+        assert any("is not reading" in record.getMessage() for record in caplog.records)
+        assert wait_for(lambda: requests.get(server.url + "/status", timeout=5).json()["connections"] == 1)
+    finally:
+        slow.close()
+        good.close()
