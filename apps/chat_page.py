@@ -9,8 +9,10 @@ never refetches its own change.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -28,7 +30,11 @@ from chat_store import (
 )
 from sqlite_store import StoreError
 
-from panel_pusher import Notification, NotifyError, NotifyListen, notify
+from panel_pusher import Notification, NotifyError, NotifyListen, anotify
+
+# NOTE: imported from its module because `panel_pusher.notify` is also the
+# name of that submodule, which can shadow the function in the package.
+from panel_pusher.notify import notify
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +128,13 @@ class ChatPage(pn.viewable.Viewer):
         self._new_room_button = pn.widgets.Button(name="Create room", sizing_mode="stretch_width")
         self._new_room_button.on_click(self._on_create_room)
         self._new_room_input.param.watch(self._on_create_room, "enter_pressed")
-        self._presence = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._presence = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["presence"])
         self._listener_row = pn.Row(height=30, sizing_mode="stretch_width")
-        self._signed_in = pn.pane.Markdown("")
+        self._signed_in = pn.pane.Markdown("", css_classes=["signed-in"])
+        # The process id tells pages of `panel serve --num-procs N` apart.
+        self._process = pn.pane.Markdown(f"Served by process {os.getpid()}", css_classes=["process-id"])
 
-        self._title = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._title = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["room-title"])
         self._feed = pn.chat.ChatFeed(
             sizing_mode="stretch_width", height=420, show_activity_dot=False, auto_scroll_limit=400
         )
@@ -150,6 +158,7 @@ class ChatPage(pn.viewable.Viewer):
             "### In this room",
             self._presence,
             self._listener_row,
+            self._process,
             width=260,
         )
         main = pn.Column(
@@ -242,7 +251,7 @@ class ChatPage(pn.viewable.Viewer):
         self._listen(room.id)
 
         self.room = room
-        self._title.object = f"## # {html.escape(room.title)}"
+        self._title.object = f"<h2># {html.escape(room.title)}</h2>"
         self._typing_until.clear()
         self._typing.object = ""
         self._shown_ids.clear()
@@ -328,7 +337,7 @@ class ChatPage(pn.viewable.Viewer):
         unread = self._store.unread_counts(self.user)
         self._update_room_buttons(unread)
 
-        if notification is None or notification.user == self.user:
+        if notification is None or notification.reconnect or notification.user == self.user:
             return
         if pn.state.notifications is not None:
             pn.state.notifications.info(
@@ -395,13 +404,19 @@ class ChatPage(pn.viewable.Viewer):
         self._send(self.room, "typing", quiet=True)
 
     def _send(self, obj: param.Parameterized, action: str, *, quiet: bool = False) -> None:
+        # Sent from a task so that a slow or unreachable Pusher server never blocks the page,
+        # and awaited there so that a failure can still be shown on the page.
+        pn.state.execute(functools.partial(self._send_async, obj, action, quiet=quiet))
+
+    async def _send_async(self, obj: param.Parameterized, action: str, *, quiet: bool) -> None:
         try:
-            notification = notify(obj, action, user=self.user, exclude_session=True)
+            notification = await anotify(obj, action, user=self.user, exclude_session=True)
         except NotifyError as error:
-            logger.warning("Notify %s on %s failed: %s", action, obj, error)
+            logger.warning("Notify %r on %s %s failed: %s", action, type(obj).__name__, obj.id, error)
             if not quiet:
                 self._show_error(
-                    f"Saved, but other pages were not told ({error}). They will see it on their next refresh.",
+                    f"Saved, but other pages were not told ({error}). "
+                    f"They catch up when their connection comes back.",
                     alert_type="warning",
                 )
             return

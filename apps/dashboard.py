@@ -40,9 +40,13 @@ def _page() -> pn.viewable.Viewable:
     return page
 
 
-pn.template.FastListTemplate(
-    title="panel_pusher live orders",
-    main=[_page()],
-    main_layout=None,
-    theme_toggle=False,
-).servable()
+# A plain header rather than a template: templates load fonts from the internet,
+# and these apps must work on a machine without it.
+HEADER = pn.pane.HTML(
+    "<h1 style='margin: 0; font-size: 26px'>panel_pusher live orders</h1>",
+    styles={"background": "#0072b5", "color": "white", "padding": "14px 24px"},
+    sizing_mode="stretch_width",
+    margin=0,
+)
+
+pn.Column(HEADER, _page(), sizing_mode="stretch_width", margin=0).servable(title="panel_pusher live orders")

@@ -16,7 +16,11 @@ import time
 from dashboard_store import CUSTOMERS, OrderBook, OrderStore
 from sqlite_store import StoreError
 
-from panel_pusher import NotifyError, notify
+from panel_pusher import NotifyError
+
+# NOTE: imported from its module because `panel_pusher.notify` is also the
+# name of that submodule, which can shadow the function in the package.
+from panel_pusher.notify import notify
 
 logger = logging.getLogger("dashboard_feed")
 

@@ -21,7 +21,11 @@ from bokeh.plotting import figure
 from dashboard_store import STATUSES, OrderBook, OrderStore, Snapshot
 from sqlite_store import StoreError
 
-from panel_pusher import Notification, NotifyError, NotifyListen, notify, single_flight
+from panel_pusher import Notification, NotifyError, NotifyListen, anotify
+
+# NOTE: imported from its module because `panel_pusher.single_flight` is also
+# the name of that submodule, which can shadow the function in the package.
+from panel_pusher.single_flight import single_flight
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ class DashboardPage(pn.viewable.Viewer):
 
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(), disabled=True, show_index=False, height=360,
+            sorters=[{"field": "id", "dir": "desc"}],
             sizing_mode="stretch_width", layout="fit_data_stretch",
         )
 
@@ -115,7 +120,7 @@ class DashboardPage(pn.viewable.Viewer):
         self._amount = pn.widgets.FloatInput(name="Amount", value=100.0, width=120)
         self._add_button = pn.widgets.Button(name="Add order", button_type="primary", align="end")
         self._add_button.on_click(self._on_add)
-        self._order_id = pn.widgets.IntInput(name="Order id", value=1, width=100)
+        self._order_id = pn.widgets.IntInput(name="Order id", value=1, width=100, css_classes=["order-id"])
         self._advance_button = pn.widgets.Button(name="Advance status", align="end")
         self._advance_button.on_click(self._on_advance)
 
@@ -135,8 +140,12 @@ class DashboardPage(pn.viewable.Viewer):
         if self.mode != "push":
             return
 
+        if notification is None:
+            self._refresh()
+            return
+
         # All pages of this process that react to the same notification share one read.
-        key = ("orders", notification.message_id if notification is not None else "reconnect")
+        key = ("orders", notification.message_id)
         self._refresh(loader=lambda: single_flight(key, self._store.load))
 
     def _on_poll(self) -> None:
@@ -227,15 +236,17 @@ class DashboardPage(pn.viewable.Viewer):
     def _after_write(self) -> None:
         self._alert.visible = False
 
+        # In push mode this page refreshes from its own notification, like every other page.
+        pn.state.execute(self._notify_change)
+        if self.mode == "poll":
+            self._refresh()
+
+    async def _notify_change(self) -> None:
         try:
-            notify(self._orders, "refresh", user=self.user)
+            await anotify(self._orders, "refresh", user=self.user)
         except NotifyError as error:
             logger.warning("Notify after a dashboard write failed: %s", error)
             self._show_error(f"Saved, but other pages were not told ({error}).", alert_type="warning")
-            self._refresh()
-            return
-
-        if self.mode == "poll":
             self._refresh()
 
     def _show_error(self, text: str, alert_type: str = "danger") -> None:
