@@ -453,24 +453,38 @@ def test_reconnect_after_server_restart(pusher_js):
     first_stopped = False
     second_server = None
     try:
-        client = pusher_js(port)
+        client = pusher_js(port, user_id="kim", user_info={"name": "Kim"})
         first_socket_id = client.connect()
+        client.send({"op": "signin"})
+        client.wait_type("signed_in")
         client.subscribe("news")
         client.subscribe("private-orders")
+        client.subscribe("presence-lobby")
 
         mark = client.mark()
         first_server.stop()
         first_stopped = True
-        client.wait_for(lambda r: r.get("type") == "state" and r.get("previous") == "connected", since=mark, description="state change away from connected")
+        client.wait_for(
+            lambda record: record.get("type") == "state" and record.get("previous") == "connected",
+            since=mark,
+            description="state change away from connected",
+        )
         second_server = start_test_server(port)
+
+        # pusher-js reconnects, then subscribes and signs in again with fresh signatures.
         second_socket_id = client.wait_type("connected", since=mark, timeout=40)["socket_id"]
         client.wait_type("subscribed", channel="news", since=mark)
         client.wait_type("subscribed", channel="private-orders", since=mark)
+        presence = client.wait_type("subscribed", channel="presence-lobby", since=mark)
+        client.wait_type("message", event="pusher:signin_success", since=mark)
+        client.wait_type("message", event="pusher_internal:subscription_succeeded", channel="#server-to-user-kim", since=mark)
         sdk = make_sdk(port)
         sdk.trigger(["news", "private-orders"], "after-restart", {"ok": True})
+        sdk.send_to_user("kim", "direct-after-restart", {"ok": True})
 
         public_event = client.wait_type("event", event="after-restart", channel="news")
         private_event = client.wait_type("event", event="after-restart", channel="private-orders")
+        user_event = client.wait_type("user_event", event="direct-after-restart")
     finally:
         if not first_stopped:
             first_server.stop()
@@ -480,4 +494,8 @@ def test_reconnect_after_server_restart(pusher_js):
     assert second_socket_id != first_socket_id
     assert public_event["data"] == {"ok": True}
     assert private_event["data"] == {"ok": True}
+    assert user_event["data"] == {"ok": True}
+    assert presence["members"]["ids"] == ["kim"]
     assert client.find("state", current="disconnected") == []
+    reauthorized = [request["socket_id"] for request in client.find("auth_request")]
+    assert reauthorized.count(second_socket_id) == 3, reauthorized
