@@ -16,7 +16,8 @@ import time
 from dashboard_store import CUSTOMERS, OrderBook, OrderStore
 from sqlite_store import StoreError
 
-from panel_pusher import NotifyError
+from panel_pusher import NotifyError, PusherSettings
+from panel_pusher.endpoint import probe_health
 
 # NOTE: imported from its module because `panel_pusher.notify` is also the
 # name of that submodule, which can shadow the function in the package.
@@ -72,6 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     generator = random.Random(args.seed)
 
     try:
+        settings = PusherSettings.from_env()
+    except ValueError as error:
+        print(f"dashboard_feed: {error}", file=sys.stderr)
+        return 2
+
+    # notify() would start an embedded server in this short-lived process,
+    # where no page listens; the pages' server must be running already.
+    if settings.embedded and probe_health(settings.embedded_port) is None:
+        print(
+            f"dashboard_feed: no panel_pusher server answers on 127.0.0.1:{settings.embedded_port}. "
+            f"Start the dashboard (panel serve apps/dashboard.py) or `panel-pusher server` first.",
+            file=sys.stderr,
+        )
+        return 1
+
+    try:
         store.initialize()
     except StoreError as error:
         print(f"dashboard_feed: {error}", file=sys.stderr)
@@ -88,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
 
         try:
-            notify(OrderBook(), "refresh", user=args.user)
+            notify(OrderBook(), "refresh", user=args.user, settings=settings)
         except NotifyError as error:
             logger.error("Change %d written, but notify failed: %s", index + 1, error)
             continue
