@@ -92,8 +92,14 @@ class _StatusBadge(pn.pane.HTML):
     def _get_model(
         self, doc: Document, root: Model | None = None, parent: Model | None = None, comm: Any = None
     ) -> Model:
+        # Attach first, so that a status decided now (such as "forbidden")
+        # is in the model from the start; changes made while the session is
+        # still rendering may not reach the browser.
+        pending = f"pending-{id(doc)}"
+        self._listener._attach(root.ref["id"] if root is not None else pending, doc)
         model = super()._get_model(doc, root, parent, comm)
-        self._listener._attach((root or model).ref["id"], doc)
+        if root is None:
+            self._listener._rekey(pending, model.ref["id"])
         return model
 
     def _cleanup(self, root: Model | None = None) -> None:
@@ -281,9 +287,15 @@ class NotifyListen(Viewer):
             logger.info("Listener on %s denied for user %r", self._channel, user)
 
         if doc is not None and doc.session_context is not None:
-            doc.on_session_destroyed(partial(_session_destroyed, self, key))
+            doc.on_session_destroyed(partial(_session_destroyed, self, doc))
 
         self._sync()
+
+    def _rekey(self, old: str, new: str) -> None:
+        with self._lock:
+            attachment = self._attachments.pop(old, None)
+            if attachment is not None:
+                self._attachments[new] = attachment
 
     def _detach(self, key: str) -> None:
         with self._lock:
@@ -503,5 +515,8 @@ class NotifyListen(Viewer):
         return f'<span class="pp-badge pp-{self.status}" title="Live updates: {self.status}">{self.status}</span>'
 
 
-def _session_destroyed(listener: NotifyListen, key: str, session_context: Any) -> None:
-    listener._detach(key)
+def _session_destroyed(listener: NotifyListen, doc: Document, session_context: Any) -> None:
+    with listener._lock:
+        keys = [key for key, a in listener._attachments.items() if a.target.document is doc]
+    for key in keys:
+        listener._detach(key)

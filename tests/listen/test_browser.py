@@ -1,0 +1,72 @@
+"""NotifyListen in a real Chromium page: the badge turns live and a notify rerenders the page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import panel as pn
+import pytest
+
+from panel_pusher import NotifyListen
+
+from .models import Room
+from .support import notify_from_other_process, panel_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium not found at {CHROMIUM}"),
+]
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def room_page(authorize=None):
+    counter = {"refreshes": 0}
+
+    def app():
+        view = pn.pane.Markdown("refreshes: 0", css_classes=["refreshes"])
+
+        def reload(notification):
+            counter["refreshes"] += 1
+            view.object = f"refreshes: {counter['refreshes']} by {notification.user}"
+
+        listener = NotifyListen(object=Room(id=21), actions={"refresh": reload}, authorize=authorize)
+        return pn.Column(listener, view)
+
+    return app
+
+
+def test_browser_page_rerenders_on_notify(page, settings):
+    with panel_server({"app": room_page()}) as port:
+        page.goto(f"http://127.0.0.1:{port}/app")
+        page.wait_for_selector(".pp-badge.pp-live", timeout=20_000)
+
+        result = notify_from_other_process(settings, "Room", 21, "refresh", "--user", "carol")
+        assert result.returncode == 0, result.stderr
+
+        # Playwright's text locators look inside Panel's shadow roots.
+        page.get_by_text("refreshes: 1 by carol").wait_for(timeout=20_000)
+
+
+def test_browser_denied_page_shows_forbidden(page, settings):
+    with panel_server({"app": room_page(authorize=lambda user, obj: False)}) as port:
+        page.goto(f"http://127.0.0.1:{port}/app")
+
+        page.wait_for_selector(".pp-badge.pp-forbidden", timeout=20_000)
