@@ -69,6 +69,10 @@ class PusherConnection(WebSocketHandler):
         self._stream = self.ws_connection.stream  # type: ignore[union-attr]
         self._stream.max_write_buffer_size = MAX_WRITE_BUFFER_BYTES
 
+        # Without TCP_NODELAY, Nagle's algorithm holds a frame back until the
+        # client acknowledges the previous one, which delayed ACKs can stretch to 40 ms.
+        self.set_nodelay(True)
+
         if key != self.server.config.key:
             self.report(AppNotFound(f"app key {key[:50]!r} not found"))
             return
