@@ -185,11 +185,17 @@ class NotifyListen(Viewer):
         self._hub_status = "connecting"
         self._channel = self._resolve_channel()
         self._check_actions(self.actions)
-        self._badge = _StatusBadge(self, object=self._badge_html(), visible=self.show_status, margin=(0, 5))
-        self._badge.stylesheets = [_BADGE_CSS]
+        # Built on first display, so that listeners started with start() stay small.
+        self._badge: _StatusBadge | None = None
 
     def __panel__(self) -> _StatusBadge:
-        return self._badge
+        with self._lock:
+            if self._badge is None:
+                self._badge = _StatusBadge(
+                    self, object=self._badge_html(), visible=self.show_status,
+                    margin=(0, 5), stylesheets=[_BADGE_CSS],
+                )
+            return self._badge
 
     # -- public API --------------------------------------------------------
 
@@ -255,7 +261,8 @@ class NotifyListen(Viewer):
 
     @param.depends("show_status", watch=True)
     def _show_status_changed(self) -> None:
-        self._badge.visible = self.show_status
+        if self._badge is not None:
+            self._badge.visible = self.show_status
 
     @param.depends("actions", watch=True)
     def _actions_changed(self) -> None:
@@ -263,7 +270,8 @@ class NotifyListen(Viewer):
 
     @param.depends("status", watch=True)
     def _status_changed(self) -> None:
-        self._badge.object = self._badge_html()
+        if self._badge is not None:
+            self._badge.object = self._badge_html()
 
     # -- attachments -------------------------------------------------------
 
