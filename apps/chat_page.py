@@ -25,16 +25,11 @@ from chat_store import (
     Lobby,
     Message,
     Room,
-    RoomNotFound,
     clean_user_name,
 )
 from sqlite_store import StoreError
 
-from panel_pusher import Notification, NotifyError, NotifyListen, anotify
-
-# NOTE: imported from its module because `panel_pusher.notify` is also the
-# name of that submodule, which can shadow the function in the package.
-from panel_pusher.notify import notify
+from panel_pusher import Notification, NotifyError, NotifyListen, anotify, notify
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,8 @@ import time
 from dashboard_store import CUSTOMERS, OrderBook, OrderStore
 from sqlite_store import StoreError
 
-from panel_pusher import NotifyError, PusherSettings
+from panel_pusher import NotifyError, PusherSettings, notify
 from panel_pusher.endpoint import probe_health
-
-# NOTE: imported from its module because `panel_pusher.notify` is also the
-# name of that submodule, which can shadow the function in the package.
-from panel_pusher.notify import notify
 
 logger = logging.getLogger("dashboard_feed")
 

@@ -21,11 +21,7 @@ from bokeh.plotting import figure
 from dashboard_store import STATUSES, OrderBook, OrderStore, Snapshot
 from sqlite_store import StoreError
 
-from panel_pusher import Notification, NotifyError, NotifyListen, anotify
-
-# NOTE: imported from its module because `panel_pusher.single_flight` is also
-# the name of that submodule, which can shadow the function in the package.
-from panel_pusher.single_flight import single_flight
+from panel_pusher import Notification, NotifyError, NotifyListen, anotify, single_flight
 
 logger = logging.getLogger(__name__)
 
