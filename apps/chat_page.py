@@ -126,7 +126,7 @@ class ChatPage(pn.viewable.Viewer):
         self._presence = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["presence"])
         self._listener_row = pn.Row(height=30, sizing_mode="stretch_width")
         self._signed_in = pn.pane.Markdown("", css_classes=["signed-in"])
-        # The process id tells pages of `panel serve --num-procs N` apart.
+        # The process id distinguishes the pages of `panel serve --num-procs N`.
         self._process = pn.pane.Markdown(f"Served by process {os.getpid()}", css_classes=["process-id"])
 
         self._title = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["room-title"])
@@ -399,8 +399,8 @@ class ChatPage(pn.viewable.Viewer):
         self._send(self.room, "typing", quiet=True)
 
     def _send(self, obj: param.Parameterized, action: str, *, quiet: bool = False) -> None:
-        # Sent from a task so that a slow or unreachable Pusher server never blocks the page,
-        # and awaited there so that a failure can still be shown on the page.
+        # Sent from a task, so the page's event loop does not wait for the HTTP request.
+        # The task awaits the send, so a failure still shows on the page.
         pn.state.execute(functools.partial(self._send_async, obj, action, quiet=quiet))
 
     async def _send_async(self, obj: param.Parameterized, action: str, *, quiet: bool) -> None:

@@ -39,7 +39,7 @@ class OrderBook(param.Parameterized):
     pusher_entity = "Orders"
 
     id = param.String(default="all", doc="""
-        Id of the data set; one database holds one data set.""")
+        Id of the data set; each database contains one data set.""")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Order:
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """All orders and when, and by whom, the data set last changed."""
+    """All orders, with the time and the user of the last change to the data set."""
 
     orders: tuple[Order, ...]
     version: int

@@ -140,10 +140,10 @@ def test_wrong_secret_raises_status_and_text(server):
 def test_unreachable_server_raises_without_status(server):
     port = server.port
     server.stop()
-    gone = PusherSettings(app_id="1", key="k", secret="s", host="127.0.0.1", port=port, scheme="http")
+    stopped = PusherSettings(app_id="1", key="k", secret="s", host="127.0.0.1", port=port, scheme="http")
 
     with pytest.raises(NotifyError) as raised:
-        notify(Room(1), "refresh", settings=gone)
+        notify(Room(1), "refresh", settings=stopped)
 
     assert raised.value.status is None
     assert f"127.0.0.1:{port}" in str(raised.value)
@@ -175,8 +175,8 @@ def test_anotify_raises_notify_error(server):
     assert raised.value.status == 401
 
 
-def test_notify_on_event_loop_does_not_wait_for_server(settings):
-    """On a thread running an event loop, notify returns before the server answers."""
+def test_notify_on_loop_does_not_wait(settings):
+    """On a thread running an event loop, notify returns before the server responds."""
     mute = socket.socket()
     mute.bind(("127.0.0.1", 0))
     mute.listen(1)

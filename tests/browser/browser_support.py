@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-# Seconds a process gets to answer its first HTTP request.
+# Seconds a process may take to return its first HTTP response.
 STARTUP_TIMEOUT = 60.0
 
 # Settings variables stripped from the child environment, so that the apps

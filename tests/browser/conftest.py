@@ -77,7 +77,7 @@ def app_env(work_dir, pusher_server) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def serve(work_dir, app_env):
-    """Return a function that starts ``panel serve`` for an app and waits until it answers."""
+    """Return a function that starts ``panel serve`` for an app and waits until it responds."""
     started: list[PanelServe] = []
 
     def start(app: str, extra_args: list[str] | None = None) -> PanelServe:

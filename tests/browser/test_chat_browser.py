@@ -100,7 +100,7 @@ def test_message_reaches_other_page_once(open_chat):
     send(ann, "hello from ann")
     expect(messages_with(bob, "hello from ann")).to_have_count(1, timeout=PUSH_TIMEOUT_MS)
 
-    # A reply that ann sees proves ann's page has processed every event before it.
+    # Once ann's page shows the reply, it has processed every event sent before it.
     send(bob, "hi ann")
     expect(messages_with(ann, "hi ann")).to_have_count(1, timeout=PUSH_TIMEOUT_MS)
     expect(messages_with(ann, "hello from ann")).to_have_count(1)

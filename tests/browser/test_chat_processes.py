@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-# Fresh pages opened at most, looking for one served by the second process.
+# Maximum number of extra pages opened while looking for one served by the second process.
 MAX_PAGES = 12
 
 

@@ -61,7 +61,7 @@ def test_clear_forgets_runs():
     assert slots.offer("refresh", 2) is True
 
 
-def test_offers_from_threads_schedule_at_most_once_per_run():
+def test_offers_from_threads_schedule_once():
     slots: Coalescer[int] = Coalescer()
     scheduled: list[bool] = []
     lock = threading.Lock()

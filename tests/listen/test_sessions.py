@@ -284,15 +284,15 @@ def test_200_sessions_leave_no_subscriptions(site, served, server):
     assert wait_until(lambda: site.pages and site.pages[0].listener.status == "offline")
     assert wait_until(lambda: occupied_channels(server) == {})
     threads_before = threading.enumerate()
-    most_occupied = 0
+    max_occupied = 0
 
     for number in range(200):
         fetch(served)
         if number % 20 == 0:
-            most_occupied = max(most_occupied, len(occupied_channels(server)))
+            max_occupied = max(max_occupied, len(occupied_channels(server)))
 
     assert len(site.pages) == 201
-    assert most_occupied >= 1
+    assert max_occupied >= 1
     assert wait_until(lambda: all(page.listener.status == "offline" for page in site.pages), timeout=30)
     assert wait_until(lambda: occupied_channels(server) == {}, timeout=30)
 
