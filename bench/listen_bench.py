@@ -8,7 +8,7 @@ thread. Scenarios, each bounded in count and time:
 * ``latency``: notify to callback in another session (p50, p99), against the
   server's own HTTP-trigger-to-websocket-receive latency measured with a raw
   websocket subscriber in the same run;
-* ``loop``: how long a button callback that notifies holds its session's
+* ``loop``: how long a button callback that notifies blocks its session's
   event loop, with notify's default (background send) and with ``wait=True``;
 * ``fanout``: one notification to N listeners (default 1,000) in N sessions
   of one process: time to the last callback, server connections used, and

@@ -1,9 +1,9 @@
 """Turn settings into a concrete server address, finding or starting the embedded server.
 
 With no server configured, every process on the machine shares one embedded
-server on 127.0.0.1 and ``settings.embedded_port``: the first process that
-finds nothing there starts it in a daemon thread, and the others, including
-the workers of ``panel serve --num-procs N``, find it through ``GET /health``.
+server on 127.0.0.1 and ``settings.embedded_port``. The first process that
+finds nothing there starts it in a daemon thread. The others, including the
+workers of ``panel serve --num-procs N``, find it through ``GET /health``.
 """
 
 from __future__ import annotations
@@ -104,9 +104,9 @@ def resolve_endpoint(settings: PusherSettings | None = None) -> Endpoint:
 
 
 def embedded_endpoint(port: int, *, refresh: bool = False) -> Endpoint:
-    """Return the embedded server on 127.0.0.1:``port``, starting it if nothing answers.
+    """Return the embedded server on 127.0.0.1:``port``, starting it if nothing responds.
 
-    ``refresh`` probes again instead of using the answer cached for this
+    ``refresh`` probes again instead of using the endpoint cached for this
     process, and starts a new server if the old one has gone away.
     """
     with _lock:
@@ -147,8 +147,8 @@ def _find_or_start(port: int) -> Endpoint:
         if error.errno != errno.EADDRINUSE:
             raise
 
-    # Another process bound the port first; wait until it answers.
-    logger.info("Port %d was taken while starting the embedded server; waiting for it to answer", port)
+    # Another process bound the port first, so wait until its server responds.
+    logger.info("Port %d was taken while starting the embedded server; waiting for its /health", port)
     deadline = time.monotonic() + EMBEDDED_WAIT_SECONDS
     while time.monotonic() < deadline:
         info = probe_health(port)
@@ -157,7 +157,7 @@ def _find_or_start(port: int) -> Endpoint:
         time.sleep(0.1)
 
     raise RuntimeError(
-        f"port {port} on {DEFAULT_HOST} is in use but no panel_pusher server answered "
+        f"port {port} on {DEFAULT_HOST} is in use but no panel_pusher server responded to "
         f"GET /health within {EMBEDDED_WAIT_SECONDS:.0f} s; free the port or choose "
         "another with PANEL_PUSHER_PORT"
     )
@@ -201,7 +201,7 @@ def _endpoint_from_health(port: int, info: dict[str, Any]) -> Endpoint:
 def probe_health(port: int) -> dict[str, Any] | None:
     """Return the JSON of ``GET /health`` on 127.0.0.1:``port``, or None if nothing listens.
 
-    Raises ``RuntimeError`` if something listens but does not answer like a
+    Raises ``RuntimeError`` if something listens but does not respond like a
     panel_pusher server.
     """
     url = f"http://{DEFAULT_HOST}:{port}/health"

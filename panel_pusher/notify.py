@@ -3,9 +3,9 @@
 notify sends one event on the object's channel through the HTTP API, with the
 official ``pusher`` SDK signing the request. Called on a thread that runs an
 event loop (a Panel session callback, a notebook cell), it returns at once
-and sends from a background thread, so the session's loop is never blocked
-for the HTTP round trip; use ``anotify`` in async code to await the send and
-see its errors.
+and sends from a background thread, so the HTTP round trip never blocks the
+session's loop. In async code, ``anotify`` awaits the send and raises its
+errors.
 
 Example::
 
@@ -254,9 +254,9 @@ def notify(
 
     ``user`` defaults to the Panel session's user. ``exclude_session`` skips
     listeners in the calling Panel session (not the user's other tabs).
-    ``wait=None`` (the default) sends in the background when called on a
-    thread that runs an event loop, such as a Panel session callback, and
-    logs failures; otherwise it blocks and raises ``NotifyError`` on failure.
+    With ``wait=None`` (the default), a call on a thread that runs an event
+    loop, such as a Panel session callback, sends in the background and logs
+    failures. Elsewhere it blocks and raises ``NotifyError`` on failure.
     ``wait=True`` always blocks. Invalid arguments raise ``ValueError``.
     """
     notification = build_notification(

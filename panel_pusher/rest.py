@@ -5,7 +5,7 @@
 - ``POST /rest/pusher/auth``: the channel authorization endpoint that
   pusher-js and pysher call with form fields ``socket_id`` and
   ``channel_name``. It signs the subscription after the authorize hook
-  allows the request's user for the channel's object, and answers 403
+  allows the request's user for the channel's object, and returns 403
   otherwise;
 - ``GET /rest/pusher/key``: the public key, host, port and TLS flag that a
   client needs to connect. The secret never leaves the process.

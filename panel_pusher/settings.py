@@ -44,7 +44,7 @@ _SERVER_PARAMS = ("app_id", "key", "secret", "cluster", "host")
 
 class PusherSettings(param.Parameterized):
     """
-    Where notify sends events and where listeners connect.
+    Connection settings of a Pusher server, for notify and for listeners.
 
     Leave everything unset to use the embedded server on 127.0.0.1. Set
     ``app_id``, ``key`` and ``secret`` together, and ``cluster`` or ``host``,
@@ -97,12 +97,12 @@ class PusherSettings(param.Parameterized):
         self.check()
 
     def __repr__(self) -> str:
-        shown = ", ".join(
+        fields = ", ".join(
             f"{name}={'***' if name == 'secret' and value else repr(value)}"
             for name, value in self.param.values().items()
             if name != "name" and value != self.param[name].default
         )
-        return f"PusherSettings({shown})"
+        return f"PusherSettings({fields})"
 
     __str__ = __repr__
 
@@ -127,11 +127,11 @@ class PusherSettings(param.Parameterized):
 
         if self.embedded:
             if self.port is not None or self.scheme is not None:
-                given = names["port"] if self.port is not None else names["scheme"]
+                stray = names["port"] if self.port is not None else names["scheme"]
                 raise ValueError(
-                    f"{given} is set but no server is: set {names['app_id']}, "
+                    f"{stray} is set but no server is: set {names['app_id']}, "
                     f"{names['key']}, {names['secret']} and {names['host']} or "
-                    f"{names['cluster']}, or unset {given} to use the embedded server"
+                    f"{names['cluster']}, or unset {stray} to use the embedded server"
                 )
             return self
 

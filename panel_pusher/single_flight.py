@@ -1,8 +1,8 @@
 """Share one call among concurrent or repeated callers with the same key.
 
 When 1,000 pages in one process refetch the same object after the same
-notification, only the first call reads the data store; the others get its
-result. Callers that arrive while the call runs wait for it; callers that
+notification, only the first call reads the data store and the others get
+its result. Callers that arrive while the call runs wait for it. Callers that
 arrive within ``ttl`` seconds after it finished get the stored result. Put the
 notification's message id in the key so that the next change reads again::
 

@@ -8,8 +8,8 @@ pysher 1.0.8 needs care (see the notes on each step below):
 
 - each connection attempt is a fresh ``pysher.Pusher`` whose own reconnect
   loop is switched off, because its reconnect interval can stick at 0 after
-  a ``pusher:error`` 4200 and then spins without delay; the hub's supervisor
-  thread reconnects with capped exponential back-off and jitter instead;
+  a ``pusher:error`` 4200 and then spins without delay. The hub's supervisor
+  thread reconnects instead, with capped exponential back-off and jitter;
 - subscriptions are sent only from the ``pusher:connection_established``
   handler (or later), signed over the new socket id, because pysher's own
   resubscribe sends no signatures;
@@ -64,7 +64,7 @@ OFFLINE_AFTER_ATTEMPTS = 3
 
 
 class Subscriber(Protocol):
-    """What the hub calls on a listener; every method may be called from any thread and must return fast."""
+    """Listener interface of the hub: each method may be called from any thread and must return fast."""
 
     def hub_notification(self, notification: Notification) -> None: ...
 
@@ -141,8 +141,8 @@ class ListenerHub:
         self._subscribers: dict[str, list[Subscriber]] = {}
         # Channels confirmed by pusher_internal:subscription_succeeded on the current connection.
         self._confirmed: set[str] = set()
-        # Channels the server refused on the current connection.
-        self._refused: set[str] = set()
+        # Channels the server rejected on the current connection.
+        self._rejected: set[str] = set()
         # Subscribers that were live before a connection loss and need a replay once back.
         self._replay: dict[str, list[Subscriber]] = {}
         self._state = CONNECTING
@@ -214,7 +214,7 @@ class ListenerHub:
             del self._subscribers[channel]
             self._replay.pop(channel, None)
             self._confirmed.discard(channel)
-            self._refused.discard(channel)
+            self._rejected.discard(channel)
 
             attempt = self._attempt
             if attempt is not None and channel in attempt.subscribed:
@@ -268,7 +268,7 @@ class ListenerHub:
             code = attempt.error_code if attempt else None
             if code is not None and code in FATAL_CODES:
                 logger.error(
-                    "The Pusher server at %s refused the connection with error %d; not reconnecting",
+                    "The Pusher server at %s rejected the connection with error %d; not reconnecting",
                     self._where(), code,
                 )
                 self._set_state(ERROR)
@@ -291,8 +291,8 @@ class ListenerHub:
         return random.uniform(ceiling / 2, ceiling)
 
     def _find_embedded_server(self) -> None:
-        # The process that ran the embedded server may have exited; take
-        # over its port (or find whoever already did).
+        # The process that ran the embedded server may have exited, so take
+        # over its port, or find the process that already did.
         try:
             endpoint = embedded_endpoint(self.endpoint.port, refresh=True)
         except Exception as error:
@@ -407,7 +407,7 @@ class ListenerHub:
             for channel in self._confirmed:
                 self._replay[channel] = list(self._subscribers.get(channel, ()))
             self._confirmed.clear()
-            self._refused.clear()
+            self._rejected.clear()
 
         if attempt is not None and attempt.socket_id is not None:
             logger.info("Lost the listener connection to %s", self._where())
@@ -468,7 +468,7 @@ class ListenerHub:
             if event == "pusher_internal:subscription_succeeded":
                 self._on_subscribed(channel)
             elif event == "pusher:subscription_error":
-                self._on_refused(channel, data)
+                self._on_subscription_error(channel, data)
             elif event.startswith(("pusher:", "pusher_internal:")):
                 logger.debug("Ignored %s on %s", event, channel)
             else:
@@ -479,7 +479,7 @@ class ListenerHub:
     def _on_subscribed(self, channel: str) -> None:
         with self._lock:
             self._confirmed.add(channel)
-            self._refused.discard(channel)
+            self._rejected.discard(channel)
             subscribers = list(self._subscribers.get(channel, ()))
             replay = self._replay.pop(channel, [])
 
@@ -490,10 +490,10 @@ class ListenerHub:
             if any(s is subscriber for s in subscribers):
                 self._call(subscriber.hub_reconnected)
 
-    def _on_refused(self, channel: str, data: Any) -> None:
-        logger.error("The Pusher server refused the subscription to %s: %s", channel, data)
+    def _on_subscription_error(self, channel: str, data: Any) -> None:
+        logger.error("The Pusher server rejected the subscription to %s: %s", channel, data)
         with self._lock:
-            self._refused.add(channel)
+            self._rejected.add(channel)
             subscribers = list(self._subscribers.get(channel, ()))
 
         for subscriber in subscribers:
@@ -533,7 +533,7 @@ class ListenerHub:
             return OFFLINE
         if self._state != LIVE:
             return self._state
-        if channel in self._refused:
+        if channel in self._rejected:
             return ERROR
         return LIVE if channel in self._confirmed else CONNECTING
 

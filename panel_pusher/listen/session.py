@@ -1,4 +1,4 @@
-"""Where listener callbacks run: the event loop of the session that shows the listener.
+"""Session targets: the event loops where listener callbacks run.
 
 Events arrive on pysher's thread, which must never run user code. A target
 takes a callable from any thread and runs it on the session's own loop with

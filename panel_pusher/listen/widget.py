@@ -93,8 +93,8 @@ class _StatusBadge(pn.pane.HTML):
         self, doc: Document, root: Model | None = None, parent: Model | None = None, comm: Any = None
     ) -> Model:
         # Attach first, so that a status decided now (such as "forbidden")
-        # is in the model from the start; changes made while the session is
-        # still rendering may not reach the browser.
+        # is in the model from the start. A change made while the session
+        # is still rendering may not reach the browser.
         pending = f"pending-{id(doc)}"
         self._listener._attach(root.ref["id"] if root is not None else pending, doc)
         model = super()._get_model(doc, root, parent, comm)
@@ -325,11 +325,11 @@ class NotifyListen(Viewer):
     def _sync(self) -> None:
         """Subscribe or unsubscribe so that the hub matches the attachments and the channel."""
         primary = self._primary()
-        wanted = self._channel if primary is not None else None
+        target_channel = self._channel if primary is not None else None
 
         with self._lock:
             old_hub, old_channel = self._hub, self._subscribed
-            if wanted == old_channel and (wanted is None or old_hub is not None):
+            if target_channel == old_channel and (target_channel is None or old_hub is not None):
                 changed = False
             else:
                 changed = True
@@ -338,17 +338,17 @@ class NotifyListen(Viewer):
         if changed and old_hub is not None and old_channel is not None:
             old_hub.remove(old_channel, self)
 
-        if changed and wanted is not None:
+        if changed and target_channel is not None:
             try:
                 hub = hub_module.get_hub(self.settings or get_settings())
             except Exception:
-                logger.exception("No Pusher server for the listener on %s", wanted)
+                logger.exception("No Pusher server for the listener on %s", target_channel)
                 self._set_status("error")
                 return
 
             with self._lock:
-                self._hub, self._subscribed = hub, wanted
-            hub.add(wanted, self)
+                self._hub, self._subscribed = hub, target_channel
+            hub.add(target_channel, self)
 
         if primary is None:
             with self._lock:
