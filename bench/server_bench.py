@@ -545,8 +545,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def raise_open_file_limit(needed: int) -> None:
+    """Raise the soft limit on open files, which both servers inherit, to fit ``needed`` sockets."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    raise_open_file_limit(2 * args.subscribers + 256)
     if args.uvloop:
         import uvloop
 
