@@ -18,7 +18,8 @@ from panel_pusher.notify_cli import add_notify_parser
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one subcommand per action."""
     parser = argparse.ArgumentParser(
-        prog="panel-pusher", description="Run and inspect the embedded Pusher-protocol server."
+        prog="panel-pusher",
+        description="Run and inspect the embedded Pusher-protocol server, and send notifications.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
