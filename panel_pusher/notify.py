@@ -110,6 +110,8 @@ def _client(endpoint: Endpoint) -> pusher.Pusher:
 
 def _background() -> ThreadPoolExecutor:
     # One worker keeps the events of a process in the order notify was called.
+    # NOTE: its queue is unbounded, so a server that stops responding lets
+    # notifications pile up, one HTTP timeout (5 s) each.
     global _executor
     with _clients_lock:
         if _executor is None:

@@ -353,6 +353,8 @@ class ListenerHub:
 
             now = time.monotonic()
             if attempt.socket_id is None:
+                # NOTE: closing cannot interrupt a TCP connect that hangs (a
+                # remote host that drops packets); that waits for the OS timeout.
                 if now - attempt.opened_at > self.connect_timeout:
                     logger.warning("No handshake from %s within %.0f s; reconnecting", self._where(), self.connect_timeout)
                     self._close_socket(attempt)
@@ -521,6 +523,7 @@ class ListenerHub:
 
     def _send_subscribe(self, attempt: _Attempt, channel: str) -> None:
         # Signed over this connection's socket id, as every reconnect gets a new one.
+        # NOTE: presence channels need channel_data and are not supported here.
         auth = None
         if channel.startswith("private-"):
             auth = channel_auth(self.endpoint.key, self.endpoint.secret, attempt.socket_id, channel)

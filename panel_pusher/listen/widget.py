@@ -294,6 +294,8 @@ class NotifyListen(Viewer):
         if not allowed:
             logger.info("Listener on %s denied for user %r", self._channel, user)
 
+        # NOTE: a notebook display has no session to destroy; it stops only
+        # when Panel cleans up its model (comm closed) or on stop().
         if doc is not None and doc.session_context is not None:
             doc.on_session_destroyed(partial(_session_destroyed, self, doc))
 

@@ -9,11 +9,14 @@ import time
 import pusher
 import pytest
 
+from panel_pusher import endpoint as endpoint_module
 from panel_pusher.channels import channel_name
+from panel_pusher.defaults import DEFAULT_APP_ID, DEFAULT_KEY, DEFAULT_SECRET
 from panel_pusher.endpoint import resolve_endpoint
 from panel_pusher.listen.hub import ListenerHub, get_hub
 from panel_pusher.notify import notify_entity
 from panel_pusher.server import start_server
+from panel_pusher.settings import PusherSettings
 
 from .support import ServerProcess, occupied_channels, settings_for, wait_until
 
@@ -235,3 +238,36 @@ def test_stopped_hub_rejects_new_subscribers(server, settings):
 def test_invalid_backoff_rejected(server, settings):
     with pytest.raises(ValueError, match="backoff_initial"):
         make_hub(settings, backoff_initial=0)
+
+
+class DefaultServerProcess(ServerProcess):
+    """A `panel-pusher server` with the default app, as the embedded server runs."""
+
+    app_id = DEFAULT_APP_ID
+
+    key = DEFAULT_KEY
+
+    secret = DEFAULT_SECRET
+
+
+def test_embedded_server_taken_over_after_owner_dies():
+    """A listener on the embedded server of another process starts its own when that one dies."""
+    owner = DefaultServerProcess().start()
+    embedded = PusherSettings(embedded_port=owner.port)
+    try:
+        hub = ListenerHub(resolve_endpoint(embedded), backoff_initial=0.1, backoff_max=0.3)
+        recorder = subscribe(hub, "private-Room.1")
+        assert "private-Room.1" in occupied_channels(owner)
+
+        owner.kill()
+
+        assert wait_until(lambda: recorder.reconnects == 1, timeout=30)
+        assert hub.is_confirmed("private-Room.1")
+        assert owner.port in endpoint_module._started
+        sent = notify_entity("Room", 1, "refresh", settings=embedded)
+        assert wait_until(lambda: recorder.notifications)
+        assert recorder.notifications == [sent]
+    finally:
+        hub.stop()
+        owner.kill()
+        endpoint_module.stop_embedded_servers()
