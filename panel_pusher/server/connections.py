@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.iostream import SSLIOStream, StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketHandler
 
 from panel_pusher.server import codes, protocol
@@ -51,6 +51,7 @@ class PusherConnection(WebSocketHandler):
         self.last_seen = 0.0
         self.ping_sent: float | None = None
 
+        self._direct_send = False
         self._client_events: protocol.RateLimiter | None = None
         self._errors_logged = 0
         self._stream: Any = None
@@ -68,6 +69,9 @@ class PusherConnection(WebSocketHandler):
         self.last_seen = time.monotonic()
         self._stream = self.ws_connection.stream  # type: ignore[union-attr]
         self._stream.max_write_buffer_size = MAX_WRITE_BUFFER_BYTES
+
+        # Writing to the raw socket would bypass TLS, so TLS streams always use write().
+        self._direct_send = not isinstance(self._stream, SSLIOStream)
 
         # Without TCP_NODELAY, Nagle's algorithm holds a frame back until the
         # client acknowledges the previous one, which delayed ACKs can stretch to 40 ms.
@@ -219,7 +223,7 @@ class PusherConnection(WebSocketHandler):
         through the stream, so frames keep their order.
         """
         stream = self._stream
-        if not stream.writing() and not stream.closed():
+        if self._direct_send and not stream.writing() and not stream.closed():
             try:
                 sent = stream.socket.send(frame)
             except (BlockingIOError, InterruptedError):
