@@ -544,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the report; return the exit status."""
     args = parse_args(argv)
     revision = source_revision()
+    load_before = os.getloadavg()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     log_dir = Path(tempfile.mkdtemp(prefix="compare_soketi-"))
     logger.info("server logs in %s", log_dir)
@@ -570,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"command: {shlex.join([sys.executable, *sys.argv])}" if argv is None else f"arguments: {shlex.join(argv)}")
     print(f"revision: {revision}")
     print(f"machine: {machine_description()}")
+    load_after = os.getloadavg()
+    print(f"load average (1 min) before and after the run: {load_before[0]:.2f}, {load_after[0]:.2f}")
     print(f"servers pinned to CPU {args.server_cpu or 'any'}, load client to CPU {args.client_cpu or 'any'}, {args.rounds} rounds")
     print_table(summary_rows(samples), args.markdown)
     for key in ("ws_echo_rtt_ms.p50", "http_post_rtt_ms.p50"):
