@@ -147,7 +147,6 @@ class ListenerHub:
         self._replay: dict[str, list[Subscriber]] = {}
         self._state = CONNECTING
         self._attempt: _Attempt | None = None
-        self._ever_live = False
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -545,8 +544,6 @@ class ListenerHub:
             if new_state == self._state:
                 return
             self._state = new_state
-            if new_state == LIVE:
-                self._ever_live = True
             updates = [
                 (subscriber, self._status_for(channel))
                 for channel, subscribers in self._subscribers.items()

@@ -131,7 +131,6 @@ def test_exclude_session_skips_only_sender(site, served):
     site.open(served, 2)
     sender, other = site.pages
 
-    started = time.perf_counter()
     sent = run_in_session(sender.doc, lambda: notify(sender.room, "refresh", exclude_session=True))
     assert sent.origin is not None
 
@@ -139,12 +138,11 @@ def test_exclude_session_skips_only_sender(site, served):
     assert other.message_ids() == [sent.message_id]
     time.sleep(0.3)
     assert sender.calls == []
-    assert time.perf_counter() - started < 15
 
 
 def test_burst_of_100_coalesces(site, served):
     site.open(served, 3)
-    site.refetch_seconds = 0.05
+    site.refetch_seconds = 0.1
 
     sent = [notify_entity("Room", 1, "refresh") for _ in range(100)]
     last = sent[-1].message_id
