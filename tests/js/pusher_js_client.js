@@ -145,7 +145,7 @@ function subscribe(name) {
   });
 }
 
-function answerAuth(command) {
+function resolveAuth(command) {
   const callback = pendingAuth.get(command.id);
   if (callback === undefined) {
     emit({ type: 'command_error', message: 'no pending auth request with id ' + command.id });
@@ -193,7 +193,7 @@ function runCommand(command) {
       });
       break;
     case 'auth':
-      answerAuth(command);
+      resolveAuth(command);
       break;
     case 'disconnect':
       pusher.disconnect();

@@ -206,7 +206,7 @@ class PusherJsClient:
                 record = {"type": "unparsed", "line": line.rstrip("\n")}
 
             if record.get("type") == "auth_request":
-                self._answer_auth(record)
+                self._resolve_auth(record)
 
             self._arrived.put(record)
 
@@ -217,7 +217,7 @@ class PusherJsClient:
         for line in self.process.stderr:
             self.stderr_lines.append(line.rstrip("\n"))
 
-    def _answer_auth(self, request: Record) -> None:
+    def _resolve_auth(self, request: Record) -> None:
         try:
             response = self.authorizer(request)
         except Exception as exc:  # the test's authorizer decided to fail this request
