@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from panel_pusher.server import start_server
 
@@ -71,8 +72,10 @@ def status_of(server) -> dict:
         return json.load(response)
 
 
-def run_cells(notebook: nbformat.NotebookNode, tmp_path: Path, repeat: tuple[int, ...] = ()) -> None:
-    """Execute every code cell in order; run the cells at indexes ``repeat`` twice, as a user re-running them."""
+def run_cells(
+    notebook: nbformat.NotebookNode, tmp_path: Path, repeat: tuple[int, ...] = (), stop_before: int | None = None
+) -> None:
+    """Execute the code cells in order, up to ``stop_before``; run the cells at ``repeat`` twice, as a user re-running them."""
     client = NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT,
@@ -82,6 +85,8 @@ def run_cells(notebook: nbformat.NotebookNode, tmp_path: Path, repeat: tuple[int
 
     with client.setup_kernel():
         for index, cell in enumerate(notebook.cells):
+            if index == stop_before:
+                break
             client.execute_cell(cell, index)
             if index in repeat:
                 client.execute_cell(cell, index)
@@ -103,18 +108,39 @@ def test_listen_notebook_updates_pane(kernel_env, tmp_path):
     assert cell_result(notebook.cells[-1]) == "'offline'"
 
 
-def test_rerun_cells_no_stacking(kernel_env, tmp_path):
-    notebook = load("listen.ipynb")
-    repeat = (
+def rerun_indexes(notebook: nbformat.NotebookNode) -> tuple[int, int]:
+    return (
         code_cell_index(notebook, "NotifyListen(object=counter"),
         code_cell_index(notebook, "pn.Column(listener, value_pane)"),
     )
 
-    run_cells(notebook, tmp_path, repeat=repeat)
+
+def test_rerun_cells_no_stacking(kernel_env, tmp_path):
+    notebook = load("listen.ipynb")
+
+    run_cells(
+        notebook, tmp_path, repeat=rerun_indexes(notebook),
+        stop_before=code_cell_index(notebook, "listener.stop()\nlistener.status"),
+    )
     summary = summary_of(notebook)
 
     assert summary["calls"] == 2
     assert summary["users"] == ["notebook", "cron"]
+
+
+# NOTE: strict, so the mark must go once NotifyListen survives this.
+@pytest.mark.xfail(
+    strict=True,
+    raises=CellExecutionError,
+    reason="a listener displayed twice in a kernel raises 'Models must be owned by only a "
+    "single document' from its status badge when its status changes (here on stop())",
+)
+def test_stop_after_second_display(kernel_env, tmp_path):
+    notebook = load("listen.ipynb")
+
+    run_cells(notebook, tmp_path, repeat=rerun_indexes(notebook))
+
+    assert cell_result(notebook.cells[-1]) == "'offline'"
 
 
 def test_notify_notebook_sends(kernel_env, server, tmp_path):

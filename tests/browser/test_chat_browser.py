@@ -152,7 +152,8 @@ def test_toast_and_unread_for_other_room(open_chat):
 
     send(bob, "over here in random")
 
-    expect(ann.get_by_text("New message from bob in #random")).to_be_visible(timeout=PUSH_TIMEOUT_MS)
+    toast = ann.locator(".notyf__message", has_text="New message from bob in #random")
+    expect(toast).to_have_count(1, timeout=PUSH_TIMEOUT_MS)
     expect(ann.get_by_role("button", name="# random (1)")).to_be_visible()
 
     pick_room(ann, "random")
