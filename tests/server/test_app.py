@@ -192,7 +192,7 @@ def test_stop_drops_clients_that_ignore_close(monkeypatch):
         sock.settimeout(5)
         assert sock.recv(4096).startswith(b"HTTP/1.1 101")
 
-        # This client never answers the close frame, so stop() must drop it.
+        # This client never replies to the close frame, so stop() must drop it.
         server.stop(timeout=5)
         assert not server.running
 

@@ -106,8 +106,8 @@ def test_pysher_client_event(server, pysher_client):
 
 
 def test_pysher_auto_sub_reconnect_stays_connected(server, pysher_client):
-    # On reconnect pysher resends private subscriptions with no auth; the
-    # server must answer with a null code, which pysher ignores.
+    # On reconnect pysher resends private subscriptions with no auth. The
+    # server must reply with a null code, which pysher ignores.
     client = pysher_client(auto_sub=True, channels=["private-room"])
     client.next("pusher_internal:subscription_succeeded")
     client.connected.clear()
