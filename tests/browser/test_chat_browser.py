@@ -217,6 +217,24 @@ def test_locked_database_keeps_text(open_chat, app_env):
     expect(ann.get_by_text("is locked by another program", exact=False)).to_be_hidden()
 
 
+def test_missing_database_reported(open_chat, app_env):
+    ann = open_chat("ann")
+    database = Path(app_env["PANEL_PUSHER_CHAT_DB"])
+    moved = database.with_name(database.name + ".moved")
+    database.rename(moved)
+    try:
+        send(ann, "sent while the file is gone")
+        expect(ann.get_by_text("is missing", exact=False)).to_be_visible(timeout=PUSH_TIMEOUT_MS)
+        expect(ann.get_by_placeholder(MESSAGE_INPUT)).to_have_value("sent while the file is gone")
+        assert not database.exists()
+    finally:
+        moved.rename(database)
+
+    ann.get_by_placeholder(MESSAGE_INPUT).press("Enter")
+
+    expect(messages_with(ann, "sent while the file is gone")).to_have_count(1)
+
+
 def test_catch_up_after_server_restart(open_chat, pusher_server):
     ann = open_chat("ann")
     bob = open_chat("bob")
