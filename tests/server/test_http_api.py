@@ -349,3 +349,18 @@ def test_signature_never_logged(server, caplog):
     assert "auth_signature=" not in text
     assert server.secret not in text
     assert "401 POST /apps/1001/events" in text
+
+
+def test_body_over_limit_refused(server):
+    import socket
+
+    # Only the headers are sent: the server must refuse from Content-Length alone.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST /apps/{server.app_id}/events HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {2 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        reply = sock.recv(4096)
+
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert requests.get(server.url + "/health", timeout=5).status_code == 200
