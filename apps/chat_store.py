@@ -24,7 +24,8 @@ MAX_MESSAGE_LENGTH = 2000
 
 MAX_ROOM_NAME_LENGTH = 40
 
-MAX_USER_NAME_LENGTH = 40
+# Long enough for the e-mail addresses that OAuth providers give as user names.
+MAX_USER_NAME_LENGTH = 100
 
 # A page refreshes its presence row every PRESENCE_HEARTBEAT seconds; rows older
 # than PRESENCE_MAX_AGE belong to pages that are gone without saying so.

@@ -235,3 +235,13 @@ def test_not_a_database_reported(tmp_path):
 
     with pytest.raises(StoreUnavailable, match="not an SQLite database"):
         ChatStore(path).initialize()
+
+
+def test_user_name_limits(store):
+    room = store.list_rooms()[0]
+
+    assert store.post_message(room.id, "a" * 100, "long name").author == "a" * 100
+    with pytest.raises(ValueError, match="at most 100 characters, not 101"):
+        store.post_message(room.id, "a" * 101, "too long")
+    with pytest.raises(ValueError, match="Enter a name"):
+        store.post_message(room.id, "  ", "no name")
