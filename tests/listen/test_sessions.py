@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from .support import (
     panel_server,
     run_in_session,
     settings_for,
+    thread_names,
     wait_until,
 )
 
@@ -210,7 +212,8 @@ def test_async_and_argumentless_callbacks(served, settings):
 
     with panel_server({"app": app}) as port:
         pull_session(url=f"http://127.0.0.1:{port}/app")
-        assert wait_until(lambda: "listener" in holder and holder["listener"].status == "live")
+        assert wait_until(lambda: "listener" in holder)
+        assert wait_until(lambda: holder["listener"].status == "live")
         notify_entity("Room", 1, "refresh")
         assert wait_until(lambda: len(seen) == 2)
 
@@ -224,9 +227,11 @@ def test_denied_session_gets_nothing_until_recheck(served, server):
 
     with panel_server({"app": site.app, "allowed": allowed_site.app}) as port:
         pull_session(url=f"http://127.0.0.1:{port}/app")
-        assert wait_until(lambda: site.pages and site.pages[0].listener.status == "forbidden")
+        assert wait_until(lambda: site.pages)
+        assert wait_until(lambda: site.pages[0].listener.status == "forbidden")
         pull_session(url=f"http://127.0.0.1:{port}/allowed")
-        assert wait_until(lambda: allowed_site.pages and allowed_site.pages[0].listener.status == "live")
+        assert wait_until(lambda: allowed_site.pages)
+        assert wait_until(lambda: allowed_site.pages[0].listener.status == "live")
         denied = site.pages[0]
 
         first = notify_entity("Room", 1, "refresh")
@@ -251,7 +256,8 @@ def test_changing_object_moves_channel(site, served, server):
     page = site.pages[0]
 
     run_in_session(page.doc, lambda: setattr(page.listener, "object", Room(id=2)))
-    assert wait_until(lambda: page.listener.channel_name == "private-Room.2" and page.listener.status == "live")
+    assert page.listener.channel_name == "private-Room.2"
+    assert wait_until(lambda: page.listener.status == "live")
     assert wait_until(lambda: "private-Room.1" not in occupied_channels(server))
 
     notify_entity("Room", 1, "refresh")
@@ -279,9 +285,10 @@ def test_200_sessions_leave_no_subscriptions(site, served, server):
     """Sessions opened by GET of the page (real server sessions, no websocket) and expired."""
     site.room_ids = list(range(1000, 1201))
     fetch(served)
-    assert wait_until(lambda: site.pages and site.pages[0].listener.status == "offline")
+    assert wait_until(lambda: site.pages)
+    assert wait_until(lambda: site.pages[0].listener.status == "offline")
     assert wait_until(lambda: occupied_channels(server) == {})
-    threads_before = threading.enumerate()
+    threads_before = thread_names()
     max_occupied = 0
 
     for number in range(200):
@@ -294,8 +301,9 @@ def test_200_sessions_leave_no_subscriptions(site, served, server):
     assert wait_until(lambda: all(page.listener.status == "offline" for page in site.pages), timeout=30)
     assert wait_until(lambda: occupied_channels(server) == {}, timeout=30)
 
-    new_threads = [thread.name for thread in threading.enumerate() if thread not in threads_before]
-    assert new_threads == []
+    # pysher replaces its scheduler thread now and then, so compare names, not objects.
+    added = Counter(thread_names()) - Counter(threads_before)
+    assert added == Counter()
     assert get_hub().stats.connections_opened == 1
 
 
@@ -316,7 +324,8 @@ def test_server_killed_and_restarted_replays_once():
         with panel_server({"app": site.app, "other": reconnect_site.app}) as port:
             site.open(port, 1)
             pull_session(url=f"http://127.0.0.1:{port}/other")
-            assert wait_until(lambda: reconnect_site.pages and reconnect_site.pages[0].listener.status == "live")
+            assert wait_until(lambda: reconnect_site.pages)
+            assert wait_until(lambda: reconnect_site.pages[0].listener.status == "live")
             page = site.pages[0]
 
             process.kill()
@@ -324,7 +333,8 @@ def test_server_killed_and_restarted_replays_once():
             process.start()
 
             assert wait_until(lambda: page.listener.status == "live", timeout=30)
-            assert wait_until(lambda: page.calls and reconnected)
+            assert wait_until(lambda: page.calls)
+            assert wait_until(lambda: reconnected)
             time.sleep(0.3)
 
             assert [call["reconnect"] for call in page.calls] == [True]
