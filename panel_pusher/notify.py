@@ -170,6 +170,9 @@ def build_notification(
             "choose a plain name such as 'refresh'"
         )
 
+    if user is not None and not isinstance(user, str):
+        raise ValueError(f"user must be a string or None, not {type(user).__name__}")
+
     settings = settings or get_settings()
     channel = channel_name(obj, entity=entity, object_id=object_id, id_param=id_param, settings=settings)
     entity = entity_of(obj, entity)

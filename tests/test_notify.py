@@ -117,6 +117,11 @@ def test_invalid_action_rejected(settings, action):
         notify(Room(1), action)
 
 
+def test_non_text_user_rejected(settings):
+    with pytest.raises(ValueError, match="user must be a string"):
+        notify(Room(1), "refresh", user=42)
+
+
 def test_object_without_id_rejected(settings):
     with pytest.raises(ValueError, match="primary key"):
         notify(Room(None), "refresh")

@@ -59,6 +59,9 @@ PONG_TIMEOUT_SECONDS = 30.0
 # Used until the server announces its activity timeout; Pusher's own value.
 DEFAULT_ACTIVITY_TIMEOUT = 120.0
 
+# Seconds a connection must last for the back-off to start again from its initial delay.
+STABLE_SECONDS = 10.0
+
 # Consecutive failed attempts after which the hub reports "offline" rather than "reconnecting".
 OFFLINE_AFTER_ATTEMPTS = 3
 
@@ -273,7 +276,13 @@ class ListenerHub:
                 self._set_state(ERROR)
                 return
 
-            failures = 0 if attempt is not None and attempt.socket_id is not None else failures + 1
+            # A connection that lived a while resets the back-off; one that
+            # the server drops right after the handshake does not.
+            stable = (
+                attempt is not None and attempt.socket_id is not None
+                and time.monotonic() - attempt.opened_at >= STABLE_SECONDS
+            )
+            failures = 0 if stable else failures + 1
             delay = self._backoff(max(failures, 1))
             self._set_state(OFFLINE if failures >= OFFLINE_AFTER_ATTEMPTS else RECONNECTING)
             logger.info("Reconnecting to %s in %.1f s (failed attempts: %d)", self._where(), delay, failures)
