@@ -98,10 +98,13 @@ def test_private_signature_for_other_socket_rejected(server, connect):
     assert client.subscribe("private-room")["event"] == "pusher_internal:subscription_succeeded"
 
 
-def test_private_without_auth_rejected_harmlessly(connect):
+@pytest.mark.parametrize(
+    "channel", ["private-room", "private-encrypted-room", "private-cache-room", "presence-room"]
+)
+def test_private_without_auth_rejected_harmlessly(connect, channel):
     # pysher with auto_sub resubscribes private channels with no auth.
     client = connect()
-    error = client.subscribe("private-room", sign=False)
+    error = client.subscribe(channel, sign=False)
     assert error["event"] == "pusher:error"
     assert error["data"]["code"] is None
 
