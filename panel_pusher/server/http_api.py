@@ -37,6 +37,9 @@ TIMESTAMP_WINDOW = 600
 
 CHANNEL_ATTRIBUTES = frozenset({"user_count", "subscription_count"})
 
+# The usual success body, ready-encoded: most triggers reply with it.
+EMPTY_OBJECT = b"{}"
+
 
 class APIError(HTTPError):
     """An HTTP API error whose ``message`` goes to the client as JSON."""
@@ -243,7 +246,7 @@ class EventsHandler(SignedHandler):
         if trigger.info:
             self.finish({"channels": self.trigger_attributes(trigger)})
         else:
-            self.finish({})
+            self.finish(EMPTY_OBJECT)
 
     def trigger_attributes(self, trigger: Trigger) -> dict[str, dict[str, int]]:
         """Return the ``info`` attributes of each channel the event went to."""
@@ -282,7 +285,7 @@ class BatchEventsHandler(EventsHandler):
             items = [self.trigger_attributes(t).get(t.channels[0], {}) for t in triggers]
             self.finish({"batch": items})
         else:
-            self.finish({})
+            self.finish(EMPTY_OBJECT)
 
 
 class ChannelsHandler(SignedHandler):
@@ -366,7 +369,7 @@ class TerminateConnectionsHandler(SignedHandler):
             connection.report(Unauthorized("connection terminated by the server"))
 
         logger.info("terminated %d connections of user %s", len(connections), user_id)
-        self.finish({})
+        self.finish(EMPTY_OBJECT)
 
 
 def _channel_from_path(channel: str) -> str:
