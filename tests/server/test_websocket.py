@@ -589,3 +589,40 @@ def test_client_that_stops_reading_is_dropped(server, monkeypatch, caplog):
     finally:
         slow.close()
         good.close()
+
+
+def test_random_frames_never_break_server(make_server, caplog):
+    # Fixed-seed frames that mix valid and invalid events, channels and data. A failed
+    # sign-in closes the socket by design, so sign-in has tests of its own.
+    import random
+
+    rng = random.Random(7)
+    server = make_server(client_event_rate=10_000)
+    events = ["pusher:subscribe", "pusher:unsubscribe", "pusher:ping", "client-x",
+              "x", "pusher:foo", "", None, 5, ["a"]]
+    values = ["a", "private-a", "presence-a", "private-encrypted-a", "cache-a", "#server-to-user-u",
+              "bad chan", "a" * 300, None, "", 0, 1.5, True, [], {}, {"user_id": "u"},
+              '{"user_id":"u"}', "{"]
+
+    def data() -> object:
+        fields = rng.sample(["channel", "auth", "channel_data", "user_data"], rng.randint(0, 4))
+        body = {field: rng.choice(values) for field in fields}
+        return rng.choice([body, json.dumps(body), rng.choice(values)])
+
+    fuzzer = WSClient.connect(server)
+    good = WSClient.connect(server)
+    good.subscribe("a")
+    with caplog.at_level(logging.ERROR, logger="panel_pusher.server"):
+        for _ in range(300):
+            frame = {"event": rng.choice(events), "channel": rng.choice(values), "data": data()}
+            fuzzer.send_raw(json.dumps(frame))
+        fuzzer.send("pusher:ping")
+        fuzzer.receive_until("pusher:pong")
+
+    sdk(server).trigger("a", "alive", "yes")
+    try:
+        assert good.receive_until("alive")["data"] == "yes"
+        assert [record.getMessage() for record in caplog.records] == []
+    finally:
+        fuzzer.close()
+        good.close()
