@@ -168,7 +168,7 @@ class CpuMeter:
 
 
 class WebSocketClient(asyncio.Protocol):
-    """Client side of RFC 6455 without extensions: text frames in and out."""
+    """Client side of RFC 6455 without extensions or fragmented messages: text frames in and out."""
 
     def __init__(self, host: str, path: str, on_text: Callable[[WebSocketClient, bytes, float], None]) -> None:
         self.host = host
