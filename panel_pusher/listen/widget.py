@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from weakref import WeakSet
 from typing import TYPE_CHECKING, Any
 
 import panel as pn
@@ -87,6 +88,8 @@ class _StatusBadge(pn.pane.HTML):
 
     def __init__(self, listener: NotifyListen, **params: Any) -> None:
         self._listener = listener
+        # Document this badge was last rendered into.
+        self._document: Document | None = None
         super().__init__(**params)
 
     def _get_model(
@@ -95,6 +98,7 @@ class _StatusBadge(pn.pane.HTML):
         # Attach first, so that a status decided now (such as "forbidden")
         # is in the model from the start. A change made while the session
         # is still rendering may not reach the browser.
+        self._document = doc
         pending = f"pending-{id(doc)}"
         self._listener._attach(root.ref["id"] if root is not None else pending, doc)
         model = super()._get_model(doc, root, parent, comm)
@@ -185,17 +189,21 @@ class NotifyListen(Viewer):
         self._hub_status = "connecting"
         self._channel = self._resolve_channel()
         self._check_actions(self.actions)
-        # Built on first display, so that listeners started with start() stay small.
-        self._badge: _StatusBadge | None = None
+        # One badge per display, made on demand, so that listeners started
+        # with start() stay small.
+        self._badges: WeakSet[_StatusBadge] = WeakSet()
 
     def __panel__(self) -> _StatusBadge:
+        # A badge per display keeps each pane in one document. One pane in
+        # two notebook documents can make Bokeh raise "Models must be owned
+        # by only a single document" when it is updated.
+        badge = _StatusBadge(
+            self, object=self._badge_html(), visible=self.show_status,
+            margin=(0, 5), stylesheets=[_BADGE_CSS],
+        )
         with self._lock:
-            if self._badge is None:
-                self._badge = _StatusBadge(
-                    self, object=self._badge_html(), visible=self.show_status,
-                    margin=(0, 5), stylesheets=[_BADGE_CSS],
-                )
-            return self._badge
+            self._badges.add(badge)
+        return badge
 
     # -- public API --------------------------------------------------------
 
@@ -261,8 +269,9 @@ class NotifyListen(Viewer):
 
     @param.depends("show_status", watch=True)
     def _show_status_changed(self) -> None:
-        if self._badge is not None:
-            self._badge.visible = self.show_status
+        for badge in self._badge_list():
+            with set_curdoc(badge._document):
+                badge.visible = self.show_status
 
     @param.depends("actions", watch=True)
     def _actions_changed(self) -> None:
@@ -270,8 +279,21 @@ class NotifyListen(Viewer):
 
     @param.depends("status", watch=True)
     def _status_changed(self) -> None:
-        if self._badge is not None:
-            self._badge.object = self._badge_html()
+        html = self._badge_html()
+        for badge in self._badge_list():
+            # NOTE: in a Jupyter kernel, after the listener was displayed in
+            # two cells, Bokeh can raise "Models must be owned by only a single
+            # document" here (seen with Panel 1.9.4); the badge then keeps its
+            # old text, and the status change itself goes through.
+            try:
+                with set_curdoc(badge._document):
+                    badge.object = html
+            except RuntimeError as error:
+                logger.warning("Could not update a status badge to %r: %s", self.status, error)
+
+    def _badge_list(self) -> list[_StatusBadge]:
+        with self._lock:
+            return list(self._badges)
 
     # -- attachments -------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import panel as pn
@@ -25,16 +26,33 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def page():
+def in_browser(scenario) -> None:
+    """Run ``scenario(page)`` in a fresh Chromium, on a thread of its own.
+
+    Playwright's sync API allows one instance per thread, and the browser
+    tests elsewhere keep one open on the main thread for the whole session.
+    """
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    failure: list[BaseException] = []
+
+    def run() -> None:
         try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    scenario(browser.new_page())
+                finally:
+                    browser.close()
+        except BaseException as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="playwright")
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the browser scenario did not finish"
+    if failure:
+        raise failure[0]
 
 
 def room_page(authorize=None):
@@ -53,8 +71,8 @@ def room_page(authorize=None):
     return app
 
 
-def test_browser_page_rerenders_on_notify(page, settings):
-    with panel_server({"app": room_page()}) as port:
+def test_browser_page_rerenders_on_notify(settings):
+    def scenario(page):
         page.goto(f"http://127.0.0.1:{port}/app")
         page.wait_for_selector(".pp-badge.pp-live", timeout=20_000)
 
@@ -64,9 +82,14 @@ def test_browser_page_rerenders_on_notify(page, settings):
         # Playwright's text locators look inside Panel's shadow roots.
         page.get_by_text("refreshes: 1 by carol").wait_for(timeout=20_000)
 
+    with panel_server({"app": room_page()}) as port:
+        in_browser(scenario)
 
-def test_browser_denied_page_shows_forbidden(page, settings):
-    with panel_server({"app": room_page(authorize=lambda user, obj: False)}) as port:
+
+def test_browser_denied_page_shows_forbidden(settings):
+    def scenario(page):
         page.goto(f"http://127.0.0.1:{port}/app")
-
         page.wait_for_selector(".pp-badge.pp-forbidden", timeout=20_000)
+
+    with panel_server({"app": room_page(authorize=lambda user, obj: False)}) as port:
+        in_browser(scenario)
