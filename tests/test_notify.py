@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -41,6 +42,27 @@ def settings(server):
     yield configured
     stop_hubs()
     set_settings(None)
+
+
+def in_thread(fn):
+    """Run ``fn`` on a new thread, which has no running event loop, and return its result.
+
+    The main thread has one while another test module keeps a sync Playwright open.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def http_events(server) -> int:
@@ -134,7 +156,7 @@ def test_wrong_secret_raises_status_and_text(server):
     )
 
     with pytest.raises(NotifyError) as raised:
-        notify(Room(1), "refresh", settings=wrong)
+        in_thread(lambda: notify(Room(1), "refresh", settings=wrong))
 
     assert raised.value.status == 401
     assert raised.value.text
@@ -148,7 +170,7 @@ def test_unreachable_server_raises_without_status(server):
     stopped = PusherSettings(app_id="1", key="k", secret="s", host="127.0.0.1", port=port, scheme="http")
 
     with pytest.raises(NotifyError) as raised:
-        notify(Room(1), "refresh", settings=stopped)
+        in_thread(lambda: notify(Room(1), "refresh", settings=stopped))
 
     assert raised.value.status is None
     assert f"127.0.0.1:{port}" in str(raised.value)
@@ -160,7 +182,7 @@ def test_anotify_awaits_send(settings):
     async def main():
         return await anotify(Room(3), "refresh", user="bob")
 
-    sent = asyncio.run(main())
+    sent = in_thread(lambda: asyncio.run(main()))
 
     assert wait_for(inbox) == [sent]
 
@@ -175,7 +197,7 @@ def test_anotify_raises_notify_error(server):
         await anotify(Room(3), "refresh", settings=wrong)
 
     with pytest.raises(NotifyError) as raised:
-        asyncio.run(main())
+        in_thread(lambda: asyncio.run(main()))
 
     assert raised.value.status == 401
 
@@ -194,7 +216,7 @@ def test_notify_on_loop_does_not_wait(settings):
 
     try:
         # A blocking send would raise NotifyError after the HTTP timeout.
-        sent = asyncio.run(main())
+        sent = in_thread(lambda: asyncio.run(main()))
         assert sent.action == "refresh"
     finally:
         mute.close()
@@ -206,7 +228,7 @@ def test_notify_on_event_loop_delivers(settings):
     async def main():
         return notify(Room(4), "refresh")
 
-    sent = asyncio.run(main())
+    sent = in_thread(lambda: asyncio.run(main()))
 
     assert wait_for(inbox) == [sent]
 
@@ -220,7 +242,7 @@ def test_notify_on_event_loop_logs_failure(server, caplog):
     async def main():
         return notify(Room(5), "refresh", settings=wrong)
 
-    sent = asyncio.run(main())
+    sent = in_thread(lambda: asyncio.run(main()))
 
     deadline = time.monotonic() + 10
     while "was not sent" not in caplog.text and time.monotonic() < deadline:

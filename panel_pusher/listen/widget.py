@@ -24,7 +24,7 @@ from ..settings import PusherSettings, get_settings
 from ..validation import validate_channel_name, validate_event_name
 from . import hub as hub_module
 from .coalesce import Coalescer
-from .session import SessionTarget, session_token, target_for_display
+from .session import LoopTarget, SessionTarget, callback_loop, session_token, target_for_display
 
 if TYPE_CHECKING:
     from bokeh.document import Document
@@ -234,7 +234,7 @@ class NotifyListen(Viewer):
 
     def start(self) -> NotifyListen:
         """Listen without being displayed, running callbacks on a shared background loop; return self."""
-        self._attach(_HEADLESS_KEY, None)
+        self._attach(_HEADLESS_KEY, None, LoopTarget(callback_loop()))
         return self
 
     def stop(self) -> None:
@@ -297,8 +297,8 @@ class NotifyListen(Viewer):
 
     # -- attachments -------------------------------------------------------
 
-    def _attach(self, key: str, doc: Document | None) -> None:
-        target = target_for_display(doc)
+    def _attach(self, key: str, doc: Document | None, target: SessionTarget | None = None) -> None:
+        target = target or target_for_display(doc)
         user = None
         with set_curdoc(doc if doc is not None and doc.session_context is not None else None):
             if doc is not None and doc.session_context is not None:

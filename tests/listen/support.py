@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -138,6 +139,46 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def in_thread(fn: Callable[[], Any], timeout: float = 4 * WAIT_SECONDS) -> Any:
+    """Run ``fn`` on a new thread and return its result.
+
+    Some test code (asyncio.run, Bokeh's client sessions, notebook-style
+    rendering) needs a thread without a running event loop, and the main
+    thread has one while another test module keeps a sync Playwright open.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="test-helper")
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the helper thread did not finish"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def open_session(url: str) -> Any:
+    """Open a Bokeh client session (a real server session with a websocket) on ``url``."""
+    from bokeh.client import pull_session
+
+    return in_thread(lambda: pull_session(url=url))
+
+
+def close_session(session: Any) -> None:
+    def close() -> None:
+        # Bokeh's client looks up the current loop of the closing thread.
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        session.close()
+
+    in_thread(close)
 
 
 def run_in_session(doc: Any, fn: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:

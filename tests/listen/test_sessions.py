@@ -13,15 +13,16 @@ from typing import Any
 
 import panel as pn
 import pytest
-from bokeh.client import pull_session
 
 from panel_pusher import NotifyListen, get_hub, notify, notify_entity
 
 from .models import Room
 from .support import (
     ServerProcess,
+    close_session,
     notify_from_other_process,
     occupied_channels,
+    open_session,
     panel_server,
     run_in_session,
     settings_for,
@@ -86,7 +87,7 @@ class Site:
     def open(self, port: int, count: int = 1) -> list[Any]:
         """Open ``count`` client sessions and wait until their listeners are live."""
         before = len(self.pages)
-        sessions = [pull_session(url=f"http://127.0.0.1:{port}/app") for _ in range(count)]
+        sessions = [open_session(f"http://127.0.0.1:{port}/app") for _ in range(count)]
         assert wait_until(lambda: len(self.pages) == before + count)
         live = wait_until(lambda: all(p.listener.status == "live" for p in self.pages[before:]))
         assert live, [(p.listener.status, p.listener._hub_status, p.listener._attachments) for p in self.pages]
@@ -116,7 +117,7 @@ def test_callback_runs_in_its_own_session(site, served):
         assert page.calls[0]["thread"] != "PysherEventLoop"
         assert page.view.object == f"refreshed by {sent.message_id}"
     for session in sessions:
-        session.close()
+        close_session(session)
 
 
 def test_second_process_notifies(site, served, settings):
@@ -211,7 +212,7 @@ def test_async_and_argumentless_callbacks(served, settings):
         return listener
 
     with panel_server({"app": app}) as port:
-        pull_session(url=f"http://127.0.0.1:{port}/app")
+        open_session(f"http://127.0.0.1:{port}/app")
         assert wait_until(lambda: "listener" in holder)
         assert wait_until(lambda: holder["listener"].status == "live")
         notify_entity("Room", 1, "refresh")
@@ -226,10 +227,10 @@ def test_denied_session_gets_nothing_until_recheck(served, server):
     allowed_site = Site()
 
     with panel_server({"app": site.app, "allowed": allowed_site.app}) as port:
-        pull_session(url=f"http://127.0.0.1:{port}/app")
+        open_session(f"http://127.0.0.1:{port}/app")
         assert wait_until(lambda: site.pages)
         assert wait_until(lambda: site.pages[0].listener.status == "forbidden")
-        pull_session(url=f"http://127.0.0.1:{port}/allowed")
+        open_session(f"http://127.0.0.1:{port}/allowed")
         assert wait_until(lambda: allowed_site.pages)
         assert wait_until(lambda: allowed_site.pages[0].listener.status == "live")
         denied = site.pages[0]
@@ -272,7 +273,7 @@ def test_destroyed_session_runs_nothing_and_unsubscribes(site, served, server):
     sessions = site.open(served, 1)
     page = site.pages[0]
 
-    sessions[0].close()
+    close_session(sessions[0])
     assert wait_until(lambda: page.listener.status == "offline")
     assert wait_until(lambda: occupied_channels(server) == {})
 
@@ -323,7 +324,7 @@ def test_server_killed_and_restarted_replays_once():
     try:
         with panel_server({"app": site.app, "other": reconnect_site.app}) as port:
             site.open(port, 1)
-            pull_session(url=f"http://127.0.0.1:{port}/other")
+            open_session(f"http://127.0.0.1:{port}/other")
             assert wait_until(lambda: reconnect_site.pages)
             assert wait_until(lambda: reconnect_site.pages[0].listener.status == "live")
             page = site.pages[0]

@@ -10,6 +10,8 @@ import pytest
 
 from panel_pusher.single_flight import SingleFlight, asingle_flight, single_flight
 
+from .support import in_thread
+
 
 def test_concurrent_callers_share_one_call():
     flight = SingleFlight()
@@ -107,7 +109,7 @@ def test_async_callers_share_one_call():
     async def main() -> list[str]:
         return await asyncio.gather(*(flight.ado("key", load) for _ in range(100)))
 
-    assert asyncio.run(main()) == ["row"] * 100
+    assert in_thread(lambda: asyncio.run(main())) == ["row"] * 100
     assert len(reads) == 1
 
 
@@ -120,4 +122,4 @@ def test_module_helpers():
     async def load() -> int:
         return 7
 
-    assert asyncio.run(asingle_flight((key, "async"), load)) == 7
+    assert in_thread(lambda: asyncio.run(asingle_flight((key, "async"), load))) == 7

@@ -13,7 +13,7 @@ from panel_pusher import NotifyListen, notify_entity
 from panel_pusher.listen.widget import STATUSES
 
 from .models import Order, Room
-from .support import occupied_channels, wait_until
+from .support import in_thread, occupied_channels, wait_until
 
 
 def test_channel_from_object(settings):
@@ -102,8 +102,8 @@ def test_notebook_redisplay_does_not_double_callbacks(server, settings):
     badge = pn.panel(listener)
     first_doc, second_doc = Document(), Document()
 
-    badge.get_root(first_doc)
-    badge.get_root(second_doc)
+    in_thread(lambda: badge.get_root(first_doc))
+    in_thread(lambda: badge.get_root(second_doc))
     assert wait_until(lambda: listener.status == "live")
     notify_entity("Room", 12, "refresh")
 
@@ -116,7 +116,7 @@ def test_notebook_redisplay_does_not_double_callbacks(server, settings):
 def test_removed_display_stops_listening(server, settings):
     listener = NotifyListen(object=Room(id=13))
     badge = pn.panel(listener)
-    root = badge.get_root(Document())
+    root = in_thread(lambda: badge.get_root(Document()))
     assert wait_until(lambda: listener.status == "live")
 
     badge._cleanup(root)
