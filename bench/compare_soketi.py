@@ -199,7 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fanout-count", type=int, default=200, help="events per fan-out run")
     parser.add_argument("--trigger-seconds", type=float, default=5.0, help="seconds per trigger-throughput run")
     parser.add_argument("--max-seconds", type=float, default=120.0, help="deadline of each load client run, in seconds")
-    parser.add_argument("--no-uvloop", action="store_true", help="run the load client on the default asyncio loop instead of uvloop")
+    parser.add_argument("--no-uvloop", action="store_true", help="run the load client on the default asyncio loop instead of uvloop (needed where uvloop is not installed)")
     parser.add_argument("--output", default=None, help="write every load client result as JSON lines to this file")
     parser.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table")
     args = parser.parse_args(argv)

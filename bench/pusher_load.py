@@ -842,7 +842,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.client_cpu:
         os.sched_setaffinity(0, {int(cpu) for cpu in args.client_cpu.split(",")})
     if args.uvloop:
-        import uvloop
+        try:
+            import uvloop
+        except ImportError:
+            sys.exit("--uvloop was given but uvloop is not installed: pip install uvloop, or run without --uvloop")
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
