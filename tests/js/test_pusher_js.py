@@ -10,11 +10,16 @@ client, an earlier frame for that client would have arrived first.
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 
 from panel_pusher.signatures import user_auth
-from pusher_js_app import APP_KEY, APP_SECRET, make_sdk, start_test_server
+from pusher_js_app import APP_ID, APP_KEY, APP_SECRET, make_sdk, start_test_server
 
 pytestmark = pytest.mark.node
 
@@ -499,3 +504,55 @@ def test_reconnect_after_server_restart(pusher_js):
     assert client.find("state", current="disconnected") == []
     reauthorized = [request["socket_id"] for request in client.find("auth_request")]
     assert reauthorized.count(second_socket_id) == 3, reauthorized
+
+
+def wait_for_health(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Wait until GET /health on port returns 200, or fail if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"panel-pusher server exited with code {process.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"panel-pusher server did not return 200 for /health on port {port} within {timeout} s")
+
+
+def test_cli_server_sigterm_reconnects(pusher_js):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "panel_pusher.cli", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--app-id", APP_ID, "--key", APP_KEY, "--secret", APP_SECRET, "--log-level", "WARNING",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_health(port, process)
+        client = pusher_js(port)
+        client.connect()
+        client.subscribe("private-cli")
+        make_sdk(port).trigger("private-cli", "from-cli-server", {"n": 1})
+        event = client.wait_type("event", event="from-cli-server")
+
+        mark = client.mark()
+        process.terminate()
+        exit_code = process.wait(15)
+        left = client.wait_for(
+            lambda record: record.get("type") == "state" and record.get("previous") == "connected",
+            since=mark,
+            description="state change away from connected",
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(15)
+        stderr = process.stderr.read() if process.stderr is not None else ""
+
+    assert event["data"] == {"n": 1}
+    assert exit_code == 0, stderr
+    # A server that stops tells clients to come back later, so pusher-js keeps trying.
+    assert left["current"] == "connecting", left
+    assert client.find("state", current="disconnected") == []
