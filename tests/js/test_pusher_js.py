@@ -553,6 +553,6 @@ def test_cli_server_sigterm_reconnects(pusher_js):
 
     assert event["data"] == {"n": 1}
     assert exit_code == 0, stderr
-    # A server that stops tells clients to come back later, so pusher-js keeps trying.
+    # A stopping server closes with a back-off code (4100), so pusher-js keeps reconnecting.
     assert left["current"] == "connecting", left
     assert client.find("state", current="disconnected") == []
