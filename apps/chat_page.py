@@ -180,13 +180,15 @@ class ChatPage(pn.viewable.Viewer):
     def _start(self) -> None:
         self._hide_error()
         self._signed_in.object = f"Signed in as **{html.escape(self.user)}**"
-        self._layout[:] = [self._chat_layout()]
 
         if pn.state.curdoc is not None:
             pn.state.on_session_destroyed(self._on_session_destroyed)
             pn.state.add_periodic_callback(self._expire_typing, period=1000)
             pn.state.add_periodic_callback(self._heartbeat, period=int(PRESENCE_HEARTBEAT * 1000))
 
+        # The widgets get their rooms and messages before the layout is rendered. Changing
+        # freshly rendered buttons in the same callback left some sessions with Panel's
+        # stylesheets pointing at its CDN instead of this server.
         try:
             self._load_rooms()
             for room_id in self._store.joined_room_ids(self.user):
@@ -195,6 +197,8 @@ class ChatPage(pn.viewable.Viewer):
             self._enter_room(self._initial_room_id())
         except StoreError as error:
             self._show_error(str(error))
+        finally:
+            self._layout[:] = [self._chat_layout()]
 
     def _initial_room_id(self) -> int:
         fallback = next(iter(self._rooms))
@@ -225,8 +229,8 @@ class ChatPage(pn.viewable.Viewer):
             self._rooms[room.id] = room
             button = pn.widgets.Button(name=f"# {room.title}", sizing_mode="stretch_width")
             button.on_click(lambda event, room_id=room.id: self._on_pick_room(room_id))
+            # Shown by _update_room_buttons, after its name and type are final.
             self._room_buttons[room.id] = button
-            self._room_list.append(button)
 
     def _on_pick_room(self, room_id: int) -> None:
         if self.room is not None and room_id == self.room.id:
@@ -280,6 +284,7 @@ class ChatPage(pn.viewable.Viewer):
     def _on_rooms_changed(self, notification: Notification | None = None) -> None:
         try:
             self._load_rooms()
+            self._update_room_buttons()
         except StoreError as error:
             self._show_error(str(error))
 
@@ -293,6 +298,11 @@ class ChatPage(pn.viewable.Viewer):
             current = self.room is not None and room_id == self.room.id
             button.name = f"{title} ({count})" if count and not current else title
             button.button_type = "primary" if current else "default"
+
+        # New buttons join the layout only now: changing a button in the callback that
+        # rendered it left Panel's stylesheets of the whole page pointing at its CDN.
+        if len(self._room_list.objects) != len(self._room_buttons):
+            self._room_list.objects = list(self._room_buttons.values())
 
     # Listening
 

@@ -169,10 +169,19 @@ def local_context(browser, **options):
     """Return a new browser context whose requests to anything but 127.0.0.1 are aborted.
 
     Panel pages reference a few resources on public CDNs (Bokeh's icon font);
-    the tests keep all traffic on this machine.
+    the tests keep all traffic on this machine. The aborted URLs are listed
+    in ``context.blocked_urls``.
     """
     context = browser.new_context(**options)
-    context.route(lambda url: not url.startswith("http://127.0.0.1:"), lambda route: route.abort())
+    blocked: list[str] = []
+
+    def block(route) -> None:
+        blocked.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith("http://127.0.0.1:"), block)
+    # URLs the page requested outside this machine, for tests to inspect.
+    context.blocked_urls = blocked
     return context
 
 
