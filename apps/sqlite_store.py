@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 DATA_DIR_ENV = "PANEL_PUSHER_DATA_DIR"
 
 # Seconds a write waits for another connection's lock before it gives up.
+# NOTE: the apps call the store on the Panel server's event loop, so while a
+# write waits, every session of that process waits with it.
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 
