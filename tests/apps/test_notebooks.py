@@ -10,7 +10,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 from panel_pusher.server import start_server
 
@@ -128,13 +127,6 @@ def test_rerun_cells_no_stacking(kernel_env, tmp_path):
     assert summary["users"] == ["notebook", "cron"]
 
 
-# NOTE: strict, so the mark must go once NotifyListen survives this.
-@pytest.mark.xfail(
-    strict=True,
-    raises=CellExecutionError,
-    reason="a listener displayed twice in a kernel raises 'Models must be owned by only a "
-    "single document' from its status badge when its status changes (here on stop())",
-)
 def test_stop_after_second_display(kernel_env, tmp_path):
     notebook = load("listen.ipynb")
 

@@ -134,3 +134,17 @@ def test_poll_mode_reads_on_timer(open_dashboard, app_env):
     run_feed(app_env, count=1, user="feed-three")
 
     expect(page.locator(".last-updated")).to_contain_text("by feed-three", timeout=PUSH_TIMEOUT_MS)
+
+
+# NOTE: not strict, because the failure is intermittent: some pages opened after
+# sessions with a NotifyListen have ended get Panel's stylesheets from its CDN.
+@pytest.mark.xfail(strict=False, reason="intermittent: later pages may load Panel's CSS from cdn.holoviz.org")
+def test_later_page_loads_local_stylesheets(open_dashboard, app_env):
+    # Last in the module, after other pages' sessions have ended.
+    page = open_dashboard()
+    run_feed(app_env, count=1, user="feed-four")
+    expect(page.locator(".last-updated")).to_contain_text("by feed-four", timeout=PUSH_TIMEOUT_MS)
+
+    outside = [url for url in page.context.blocked_urls if "tabler" not in url]
+
+    assert outside == []
