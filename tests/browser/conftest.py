@@ -25,9 +25,12 @@ from browser_support import (
 from panel_pusher.defaults import DEFAULT_APP_ID, DEFAULT_KEY, DEFAULT_SECRET
 
 
-@pytest.fixture(scope="session")
+# Module scope, because Playwright's sync API marks an asyncio event loop
+# as running on the main thread while it is open, and later tests in the run
+# (such as ones that call asyncio.run) need the main thread without one.
+@pytest.fixture(scope="module")
 def chromium():
-    """Return a running Chromium, shared by all browser tests."""
+    """Return a running Chromium, shared by the tests of one module."""
     if not CHROMIUM.exists():
         reason = f"Chromium not found at {CHROMIUM}; install the Debian package 'chromium' to run the browser tests"
         if os.environ.get("CI") == "true":
