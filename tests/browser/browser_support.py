@@ -134,9 +134,14 @@ class PanelServe:
             "--port", str(self.port),
             "--address", "127.0.0.1",
             "--allow-websocket-origin", f"127.0.0.1:{self.port}",
-            # Discard closed sessions within about a second, so presence updates quickly.
+            # The lifetime must exceed the time a page takes to connect its
+            # websocket. Bokeh discards a session unused for that long and
+            # creates it again when the page connects, and Panel 1.9.4 gives
+            # the new session stylesheet URLs on cdn.holoviz.org. Closed
+            # sessions still end within about 3.5 s, so presence updates well
+            # within the tests' timeouts.
             "--check-unused-sessions", "500",
-            "--unused-session-lifetime", "500",
+            "--unused-session-lifetime", "3000",
             *(extra_args or []),
         ]
         log = open(log_path, "ab")

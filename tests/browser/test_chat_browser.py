@@ -69,8 +69,6 @@ def pick_room(page, title: str) -> None:
     expect(page.locator(".room-title")).to_have_text(f"# {title}")
 
 
-# First in the module, before any session has ended: see the NOTE in docs/guide.md
-# about pages that load Panel's stylesheets from its CDN.
 def test_screenshot(open_chat):
     ann = open_chat("ann")
     bob = open_chat("bob")

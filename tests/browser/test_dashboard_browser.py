@@ -60,8 +60,6 @@ def counter(page, label: str) -> int:
     return int(match.group(1))
 
 
-# First in the module, before any session has ended: see the NOTE in docs/guide.md
-# about pages that load Panel's stylesheets from its CDN.
 def test_screenshot(open_dashboard, app_env):
     page = open_dashboard()
     run_feed(app_env, count=3, user="feed")
@@ -136,9 +134,6 @@ def test_poll_mode_reads_on_timer(open_dashboard, app_env):
     expect(page.locator(".last-updated")).to_contain_text("by feed-three", timeout=PUSH_TIMEOUT_MS)
 
 
-# NOTE: not strict, because the failure is intermittent: some pages opened after
-# sessions with a NotifyListen have ended get Panel's stylesheets from its CDN.
-@pytest.mark.xfail(strict=False, reason="intermittent: later pages may load Panel's CSS from cdn.holoviz.org")
 def test_later_page_loads_local_stylesheets(open_dashboard, app_env):
     # Last in the module, after other pages' sessions have ended.
     page = open_dashboard()
