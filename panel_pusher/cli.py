@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -15,8 +16,24 @@ from panel_pusher.defaults import DEFAULT_SECRET
 from panel_pusher.notify_cli import add_notify_parser
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def default_port(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    """Return the embedded server port from PANEL_PUSHER_PORT, or 6001 when it is unset.
+
+    An invalid value falls back to 6001 here; the settings report it when they load.
+    """
+    raw = environ.get("PANEL_PUSHER_PORT", "").strip()
+    if raw.isdigit() and 1 <= int(raw) <= 65535:
+        return int(raw)
+
+    return DEFAULT_PORT
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one subcommand per action."""
+    port = default_port()
     parser = argparse.ArgumentParser(
         prog="panel-pusher",
         description="Run and inspect the embedded Pusher-protocol server, and send notifications.",
@@ -25,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = commands.add_parser("server", help="run the Pusher-protocol server until interrupted")
     server.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
-    server.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (default: %(default)s)")
+    server.add_argument(
+        "--port", type=int, default=port, help="TCP port (default: PANEL_PUSHER_PORT or 6001, here %(default)s)"
+    )
     server.add_argument("--app-id", default=DEFAULT_APP_ID, help="numeric app id (default: %(default)s)")
     server.add_argument("--key", default=DEFAULT_KEY, help="app key (default: %(default)s)")
     server.add_argument(
@@ -40,13 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=120,
         help="seconds of client silence before the server pings (default: %(default)s)",
     )
-    server.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    server.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="logging level (default: %(default)s)",
+    )
     server.set_defaults(func=run_server_command)
 
     status = commands.add_parser("status", help="print the counters of a running server as JSON")
     status.add_argument("--host", default=DEFAULT_HOST, help="server address (default: %(default)s)")
-    status.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (default: %(default)s)")
-    status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: %(default)s)")
+    status.add_argument(
+        "--port", type=int, default=port, help="server port (default: PANEL_PUSHER_PORT or 6001, here %(default)s)"
+    )
+    status.add_argument(
+        "--timeout", type=positive_seconds, default=5.0, help="seconds to wait (default: %(default)s)"
+    )
     status.set_defaults(func=status_command)
 
     add_notify_parser(commands)
@@ -54,12 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def positive_seconds(raw: str) -> float:
+    """Parse a timeout in seconds that must be greater than zero."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {raw!r}") from None
+
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"timeout must be greater than 0 seconds, not {raw}")
+
+    return value
+
+
 def run_server_command(args: argparse.Namespace) -> int:
     """Run the server in the foreground."""
     from panel_pusher.server.app import ServerConfig, run_server
 
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         config = ServerConfig(

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 
@@ -39,6 +40,9 @@ ENV_NAMES = {
 }
 
 # Parameters that, when any is set, mean "a server is configured".
+# Pusher cluster names such as "eu", "mt1" or "ap-southeast-1": they become part of a host name.
+_CLUSTER_PATTERN = re.compile(r"^[A-Za-z0-9-]+$")
+
 _SERVER_PARAMS = ("app_id", "key", "secret", "cluster", "host")
 
 
@@ -156,6 +160,12 @@ class PusherSettings(param.Parameterized):
                     f"{names[name]}={value!r} is invalid: it must be non-empty "
                     "and have no surrounding spaces"
                 )
+
+        if self.cluster is not None and not _CLUSTER_PATTERN.match(self.cluster):
+            raise ValueError(
+                f"{names['cluster']}={self.cluster!r} is invalid: a cluster name has only "
+                "letters, digits and '-', for example 'eu' or 'mt1'"
+            )
 
         return self
 

@@ -69,6 +69,7 @@ def test_empty_variables_count_as_unset():
         ({"PANEL_PUSHER_PORT": "-1"}, "PANEL_PUSHER_PORT", "port number"),
         ({"PANEL_PUSHER_CHANNEL_PREFIX": "my app"}, "PANEL_PUSHER_CHANNEL_PREFIX", "letters, digits"),
         ({"PUSHER_PORT": "6001"}, "PUSHER_PORT", "no server is"),
+        ({**FULL_ENV, "PUSHER_APP_CLUSTER": "eu/../x"}, "PUSHER_APP_CLUSTER", "for example 'eu'"),
     ],
 )
 def test_invalid_environment_names_variable(env, named, form):

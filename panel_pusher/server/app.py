@@ -87,8 +87,13 @@ class ServerConfig:
             raise ValueError("key and secret must not be empty")
 
 
-def check_bind_address(host: str, secret: str) -> None:
-    """Reject a non-loopback ``host`` when ``secret`` is the public default."""
+def check_bind_address(host: str, port: int, secret: str) -> None:
+    """Reject a port out of range, and a non-loopback ``host`` with the public default secret."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(
+            f"port {port!r} is invalid: use a port number from 1 to 65535, or 0 for a free port"
+        )
+
     if secret == DEFAULT_SECRET and not is_loopback(host):
         raise ValueError(
             f"refusing to listen on {host!r} with the default secret, which is public; "
@@ -355,7 +360,7 @@ def start_server(
         enable_client_events=enable_client_events,
         **options,
     )
-    check_bind_address(host, secret)
+    check_bind_address(host, port, secret)
 
     # Bound here, in the caller's thread, so that a taken port raises OSError at once.
     sockets = bind_sockets(port, host)
@@ -375,7 +380,7 @@ def start_server(
 def run_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: ServerConfig | None = None) -> None:
     """Serve in the calling thread until SIGINT or SIGTERM, then close clients gracefully."""
     config = config or ServerConfig()
-    check_bind_address(host, config.secret)
+    check_bind_address(host, port, config.secret)
     sockets = bind_sockets(port, host)
 
     async def main() -> None:

@@ -155,6 +155,42 @@ def test_cli_server_refuses_public_host_with_default_secret(capsys):
     assert "default secret" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("port", [-1, 65536, 70000])
+def test_port_out_of_range_rejected(port):
+    with pytest.raises(ValueError, match="use a port number from 1 to 65535"):
+        start_server("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_cli_server_port_out_of_range(port, capsys):
+    assert cli.main(["server", "--port", port]) == 1
+    assert f"port {port} is invalid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["server", "--log-level", "LOUD"], "invalid choice: 'LOUD'"),
+        (["status", "--timeout", "-1"], "timeout must be greater than 0 seconds"),
+        (["status", "--timeout", "soon"], "invalid number of seconds"),
+    ],
+)
+def test_cli_bad_option_is_usage_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_port_defaults_to_environment(monkeypatch):
+    monkeypatch.setenv("PANEL_PUSHER_PORT", "6123")
+
+    args = cli.build_parser().parse_args(["status"])
+
+    assert args.port == 6123
+
+
 @pytest.mark.slow
 def test_cli_server_runs_and_stops_on_sigterm():
     process = subprocess.Popen(
