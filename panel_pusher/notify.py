@@ -32,15 +32,12 @@ from .channels import channel_name, entity_of, object_id_of
 from .endpoint import Endpoint, resolve_endpoint
 from .notification import Notification
 from .settings import PusherSettings, get_settings
-from .validation import MAX_DATA_BYTES, validate_event_name
+from .validation import MAX_DATA_BYTES, validate_action_name
 
 logger = logging.getLogger(__name__)
 
 # Seconds an HTTP API request may take before notify fails.
 HTTP_TIMEOUT_SECONDS = 5.0
-
-# Event-name prefixes that the protocol reserves for itself and for client events.
-_RESERVED_PREFIXES = ("pusher:", "pusher_internal:", "client-")
 
 
 class NotifyError(Exception):
@@ -163,12 +160,7 @@ def build_notification(
     Raises ``ValueError`` for an invalid action or object, and ``NotifyError``
     if the body would pass Pusher's 10 KB limit.
     """
-    validate_event_name(action)
-    if action.startswith(_RESERVED_PREFIXES):
-        raise ValueError(
-            f"action {action!r} starts with a reserved prefix ({', '.join(_RESERVED_PREFIXES)}); "
-            "choose a plain name such as 'refresh'"
-        )
+    validate_action_name(action)
 
     if user is not None and not isinstance(user, str):
         raise ValueError(f"user must be a string or None, not {type(user).__name__}")

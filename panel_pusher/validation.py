@@ -79,3 +79,25 @@ def validate_data_size(data: str) -> str:
         )
 
     return data
+
+
+# Event name prefixes that Pusher keeps for its own events and for client events.
+RESERVED_EVENT_PREFIXES = ("pusher:", "pusher_internal:", "client-")
+
+
+def validate_action_name(name: object) -> str:
+    """Return ``name`` if it can be a notification action, else raise ``ValueError``.
+
+    An action is sent as a Pusher event name, so it follows those rules and
+    must not start with a prefix that Pusher keeps for itself.
+    """
+    validate_event_name(name)
+    assert isinstance(name, str)
+
+    if name.startswith(RESERVED_EVENT_PREFIXES):
+        raise ValueError(
+            f"action {name!r} starts with a reserved prefix ({', '.join(RESERVED_EVENT_PREFIXES)}); "
+            "choose a plain name such as 'refresh'"
+        )
+
+    return name

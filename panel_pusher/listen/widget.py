@@ -21,7 +21,7 @@ from ..auth import is_authorized
 from ..channels import channel_name, entity_of, object_id_of
 from ..notification import Notification
 from ..settings import PusherSettings, get_settings
-from ..validation import validate_channel_name, validate_event_name
+from ..validation import validate_action_name, validate_channel_name
 from . import hub as hub_module
 from .coalesce import Coalescer
 from .session import LoopTarget, SessionTarget, callback_loop, session_token, target_for_display
@@ -209,7 +209,7 @@ class NotifyListen(Viewer):
 
     def on(self, action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Return a decorator that registers a callback for ``action`` (in addition to ``actions``)."""
-        validate_event_name(action)
+        validate_action_name(action)
 
         def register(callback: Callable[..., Any]) -> Callable[..., Any]:
             if not callable(callback):
@@ -537,7 +537,7 @@ class NotifyListen(Viewer):
 
     def _check_actions(self, actions: dict[str, Any]) -> None:
         for action, callbacks in actions.items():
-            validate_event_name(action)
+            validate_action_name(action)
             callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
             for callback in callbacks:
                 if not callable(callback):

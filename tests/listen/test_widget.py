@@ -47,6 +47,16 @@ def test_invalid_actions_rejected(settings):
         listener.on("x" * 201)
 
 
+@pytest.mark.parametrize("action", ["pusher:x", "pusher_internal:member_added", "client-y"])
+def test_reserved_action_names_rejected(settings, action):
+    with pytest.raises(ValueError, match="reserved prefix"):
+        NotifyListen(object=Room(id=1), actions={action: print})
+
+    listener = NotifyListen(object=Room(id=1))
+    with pytest.raises(ValueError, match="reserved prefix"):
+        listener.on(action)
+
+
 def test_status_is_read_only(settings):
     listener = NotifyListen(object=Room(id=1))
 
