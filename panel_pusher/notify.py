@@ -261,6 +261,13 @@ def notify(
         settings=settings, entity=entity, id_param=id_param,
     )
 
+    return _dispatch(notification, settings, wait)
+
+
+def _dispatch(
+    notification: Notification, settings: PusherSettings | None, wait: bool | None
+) -> Notification:
+    # With wait=None, block unless the calling thread runs an event loop.
     if wait is None:
         wait = not _on_event_loop()
 
@@ -286,15 +293,7 @@ def notify_entity(
         None, action, user=user, settings=settings, entity=entity, object_id=object_id
     )
 
-    if wait is None:
-        wait = not _on_event_loop()
-
-    if wait:
-        send_notification(notification, settings)
-    else:
-        _background().submit(_send_logged, notification, settings)
-
-    return notification
+    return _dispatch(notification, settings, wait)
 
 
 async def anotify(
