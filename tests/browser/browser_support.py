@@ -37,6 +37,16 @@ CHROMIUM_ARGS = [
 # Seconds a process may take to return its first HTTP response.
 STARTUP_TIMEOUT = 60.0
 
+# Milliseconds a `panel serve` session lives without a connection. It must
+# exceed the time a page takes to connect its websocket: Bokeh discards a
+# session unused for that long and creates it again when the page connects,
+# and Panel 1.9.4 gives the new session stylesheet URLs on cdn.holoviz.org.
+SESSION_LIFETIME_MS = 3000
+
+# Milliseconds between Bokeh's checks for unused sessions, so a closed page's
+# session ends within SESSION_LIFETIME_MS + SESSION_CHECK_MS.
+SESSION_CHECK_MS = 500
+
 # Settings variables stripped from the child environment, so that the apps
 # use the test's embedded server and never a real Pusher account.
 PUSHER_VARIABLES = (
@@ -134,14 +144,8 @@ class PanelServe:
             "--port", str(self.port),
             "--address", "127.0.0.1",
             "--allow-websocket-origin", f"127.0.0.1:{self.port}",
-            # The lifetime must exceed the time a page takes to connect its
-            # websocket. Bokeh discards a session unused for that long and
-            # creates it again when the page connects, and Panel 1.9.4 gives
-            # the new session stylesheet URLs on cdn.holoviz.org. Closed
-            # sessions still end within about 3.5 s, so presence updates well
-            # within the tests' timeouts.
-            "--check-unused-sessions", "500",
-            "--unused-session-lifetime", "3000",
+            "--check-unused-sessions", str(SESSION_CHECK_MS),
+            "--unused-session-lifetime", str(SESSION_LIFETIME_MS),
             *(extra_args or []),
         ]
         log = open(log_path, "ab")

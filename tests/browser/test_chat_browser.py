@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_support import local_context
+from browser_support import SESSION_CHECK_MS, SESSION_LIFETIME_MS, local_context
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -225,6 +225,9 @@ def test_unknown_room_in_url(open_chat):
 
 def test_locked_database_keeps_text(open_chat, app_env):
     ann = open_chat("ann")
+    # Let the sessions of earlier tests end first. When they ended during the
+    # lock, the error message once took more than 20 s to appear.
+    time.sleep((SESSION_LIFETIME_MS + SESSION_CHECK_MS) / 1000)
     blocker = sqlite3.connect(app_env["PANEL_PUSHER_CHAT_DB"], isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
