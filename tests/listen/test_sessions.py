@@ -302,9 +302,14 @@ def test_200_sessions_leave_no_subscriptions(site, served, server):
     assert wait_until(lambda: all(page.listener.status == "offline" for page in site.pages), timeout=30)
     assert wait_until(lambda: occupied_channels(server) == {}, timeout=30)
 
-    # pysher replaces its scheduler thread now and then, so compare names, not objects.
-    added = Counter(thread_names()) - Counter(threads_before)
-    assert added == Counter()
+    # pysher replaces its scheduler thread now and then, so compare names, not
+    # objects. In full test runs an extra PysherScheduler thread was seen at
+    # this point, so wait for the count to settle. A leaked thread still fails.
+    def added_threads() -> Counter[str]:
+        return Counter(thread_names()) - Counter(threads_before)
+
+    wait_until(lambda: not added_threads())
+    assert added_threads() == Counter()
     assert get_hub().stats.connections_opened == 1
 
 
