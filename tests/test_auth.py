@@ -13,12 +13,10 @@ import pysher
 import pytest
 import requests
 
-from panel_pusher import PusherSettings, notify_entity, set_authorize, set_settings
+from panel_pusher import notify_entity, set_authorize
 from panel_pusher.auth import default_authorize, is_authorized, request_has_auth
 from panel_pusher.channels import ObjectRef
-from panel_pusher.listen.hub import stop_hubs
 from panel_pusher.rest import ROUTES
-from panel_pusher.server import start_server
 from panel_pusher.signatures import channel_auth
 
 SOCKET_ID = "1234.5678"
@@ -37,25 +35,6 @@ def wait_until(predicate, timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
-
-
-@pytest.fixture
-def server():
-    with start_server("127.0.0.1", 0) as running:
-        yield running
-
-
-@pytest.fixture
-def settings(server):
-    configured = PusherSettings(
-        app_id=server.app_id, key=server.key, secret=server.secret,
-        host="127.0.0.1", port=server.port, scheme="http",
-    )
-    set_settings(configured)
-    yield configured
-    stop_hubs()
-    set_settings(None)
-    set_authorize(None)
 
 
 def serve(**kwargs):

@@ -15,33 +15,14 @@ import urllib.request
 
 import pytest
 
-from panel_pusher import NotifyError, Notification, PusherSettings, anotify, notify, notify_entity, set_settings
-from panel_pusher.listen.hub import get_hub, stop_hubs
-from panel_pusher.server import start_server
+from panel_pusher import NotifyError, Notification, PusherSettings, anotify, notify, notify_entity
+from panel_pusher.listen.hub import get_hub
 from panel_pusher.validation import MAX_DATA_BYTES
 
 
 class Room:
     def __init__(self, id):
         self.id = id
-
-
-@pytest.fixture
-def server():
-    with start_server("127.0.0.1", 0) as running:
-        yield running
-
-
-@pytest.fixture
-def settings(server):
-    configured = PusherSettings(
-        app_id=server.app_id, key=server.key, secret=server.secret,
-        host="127.0.0.1", port=server.port, scheme="http",
-    )
-    set_settings(configured)
-    yield configured
-    stop_hubs()
-    set_settings(None)
 
 
 def in_thread(fn):

@@ -1,4 +1,4 @@
-"""Fixtures for the listening tests: a Pusher server per test and a clean process state."""
+"""Fixtures for the listening tests: a clean process state after each test."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import pytest
 
 from panel_pusher.auth import set_authorize
 from panel_pusher.listen.hub import stop_hubs
-from panel_pusher.server import EmbeddedServer, start_server
-from panel_pusher.settings import PusherSettings, set_settings
-
-from .support import settings_for
+from panel_pusher.settings import set_settings
 
 
 @pytest.fixture(autouse=True)
@@ -21,17 +18,3 @@ def clean_state() -> Iterator[None]:
     stop_hubs()
     set_settings(None)
     set_authorize(None)
-
-
-@pytest.fixture
-def server() -> Iterator[EmbeddedServer]:
-    with start_server("127.0.0.1", 0) as running:
-        yield running
-
-
-@pytest.fixture
-def settings(server: EmbeddedServer) -> PusherSettings:
-    """Settings for ``server``, also installed as the process default."""
-    configured = settings_for(server)
-    set_settings(configured)
-    return configured
