@@ -1,6 +1,6 @@
-"""Who may listen to which object.
+"""Authorization: the hook that decides which user may listen to which object.
 
-An authorize hook ``(user, obj) -> bool`` decides it. Listeners call it with
+An authorize hook ``(user, obj) -> bool`` makes that decision. Listeners call it with
 the session's user and the object. The REST auth route calls the same hook
 with the request's user and an ``ObjectRef`` (entity and id decoded from the
 channel name), because a browser client names a channel, not an object.

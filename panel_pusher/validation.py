@@ -1,10 +1,11 @@
 """Pusher's limits on names and sizes, and validators that enforce them.
 
-The limits are those of Pusher Channels and of the ``pusher`` SDK 3.3.4:
-channel names of at most 200 characters from ``[A-Za-z0-9_\\-=@,.;]``, event
-names of at most 200 characters, event data of at most 10 KB, at most 100
-channels per trigger and 10 events per batch. Each validator returns the value
-it checked, or raises ``ValueError`` naming the value and the rule.
+The limits are those of Pusher Channels and of the ``pusher`` SDK 3.3.4.
+Channel names have at most 200 characters from ``[A-Za-z0-9_\\-=@,.;]`` and
+event names at most 200 characters. Event data is at most 10 KB, a trigger
+names at most 100 channels, and a batch holds at most 10 events. Each
+validator returns the value it checked, or raises ``ValueError`` naming the
+value and the rule.
 """
 
 from __future__ import annotations

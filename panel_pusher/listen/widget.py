@@ -283,8 +283,8 @@ class NotifyListen(Viewer):
         for badge in self._badge_list():
             # NOTE: in a Jupyter kernel, after the listener was displayed in
             # two cells, Bokeh can raise "Models must be owned by only a single
-            # document" here (seen with Panel 1.9.4); the badge then keeps its
-            # old text, and the status change itself goes through.
+            # document" here (seen with Panel 1.9.4). The badge then keeps its
+            # old text, but the status change itself goes through.
             try:
                 with set_curdoc(badge._document):
                     badge.object = html
